@@ -1,0 +1,1 @@
+//! The Proliferate client for node: conversion, async bridging and error mapping over `proliferate-client`.

@@ -1,0 +1,1 @@
+//! Runnable examples of the Proliferate SDK; see the binaries in `src/bin`.

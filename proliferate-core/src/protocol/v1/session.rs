@@ -1,0 +1,141 @@
+//! Sessions and the identities that act on them.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Extra;
+
+/// Where a session is in its lifecycle. Every transition is checked by the core's state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Created; no sandbox yet.
+    #[default]
+    Pending,
+    /// The sandbox and agent are booting.
+    Starting,
+    /// The agent is up and accepts prompts.
+    Running,
+    /// The sandbox is being paused.
+    Pausing,
+    /// Stopped with workspace and agent state kept; resumes on connect, prompt or request.
+    Paused,
+    /// Coming back from `paused`.
+    Resuming,
+    /// Ended for good; the sandbox is gone.
+    Stopped,
+    /// The sandbox or agent could not be brought up; a resume may retry.
+    Failed,
+}
+
+impl SessionStatus {
+    /// The wire name of this status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Pausing => "pausing",
+            Self::Paused => "paused",
+            Self::Resuming => "resuming",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// What a session looks like to clients.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct SessionInfo {
+    /// The session's id.
+    pub id: String,
+    /// The organisation that owns the session; no other organisation's token reaches it.
+    pub organization_id: String,
+    /// The subject of the token that created it.
+    pub created_by: String,
+    /// A human title, if one was given or derived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Lifecycle status.
+    pub status: SessionStatus,
+    /// Why the session is in its status (for example `idle` for an auto-pause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// The agent that runs in the sandbox, for example `opencode`.
+    pub agent: String,
+    /// The sandbox provider, for example `local`.
+    pub provider: String,
+    /// How the sandbox isolates the agent, for example `bubblewrap` or `process`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+    /// The seq of the newest durable event; 0 before the first.
+    pub head_seq: u64,
+    /// The snapshot the session started from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_snapshot_id: Option<String>,
+    /// A URL where the sandbox's preview is served, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_url: Option<String>,
+    /// Free-form metadata the creator attached.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub metadata: serde_json::Value,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// Last change, milliseconds since the Unix epoch.
+    pub updated_at: i64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A permission a token grants.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Read sessions and stream their events.
+    Read,
+    /// Prompt, cancel, answer permissions, create and control sessions.
+    Write,
+    /// Everything, including delete and other subjects' sessions in the organisation.
+    Admin,
+}
+
+/// The kind of party a token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// A person, through an app.
+    #[default]
+    User,
+    /// A back end acting for the organisation.
+    Service,
+    /// The agent inside one session's sandbox, calling back to the gateway.
+    Sandbox,
+}
+
+/// Who a connection or request is, as the gateway authenticated it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Principal {
+    /// The token's subject (a user id, a service name).
+    pub subject: String,
+    /// The organisation the token belongs to.
+    pub organization_id: String,
+    /// What the token may do.
+    pub scopes: Vec<Scope>,
+    /// What kind of party this is.
+    pub kind: PrincipalKind,
+    /// The one session this token is restricted to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}
+
+/// Who sent a prompt or answered a permission, and through what kind of client.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Sender {
+    /// The subject of the sender's token.
+    pub subject: String,
+    /// The kind of client: `web`, `cli`, `slack`, `api`, `automation`, or another name.
+    pub source: String,
+}

@@ -1,0 +1,1 @@
+//! The reference Proliferate server, as a library that exposes its router.
