@@ -1,1 +1,90 @@
 //! A scripted OpenAI-compatible model server.
+//!
+//! [`ScriptedModel`] serves `POST /v1/chat/completions` and `GET /v1/models` on
+//! `127.0.0.1`, on a port the OS picks, so a real agent (such as OpenCode with
+//! `@ai-sdk/openai-compatible`) can run offline against scripted answers.
+//!
+//! Each answer is chosen statelessly from the request:
+//!
+//! - Requests without a non-empty `tools` array (title generation) get the text
+//!   `Scripted session`.
+//! - Otherwise the last user message picks a [`Script`]: `[[script:NAME]]` names
+//!   one from the [`ScriptLibrary`]; else inline markers build one:
+//!   `[[say:TEXT]]`, `[[deltas:N]]`, `[[delay:MS]]`, and one action among
+//!   `[[bash:COMMAND]]`, `[[tool:NAME JSON]]`, `[[fail:STATUS]]`,
+//!   `[[malformed]]`, `[[stall]]`. Without markers the answer is
+//!   `Hello from the scripted model.`
+//! - The number of assistant messages after that user message is the index of
+//!   the step to play; past the end the answer is `Done.`. `{tool_output}` in a
+//!   text step becomes the content of the last `tool` message.
+
+mod conversation;
+mod markers;
+mod script;
+mod server;
+mod wire;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use script::{Script, ScriptError, ScriptLibrary, Step};
+
+/// A running scripted model server; dropping it shuts the server down.
+#[derive(Debug)]
+pub struct ScriptedModel {
+    address: SocketAddr,
+    shared: Arc<server::Shared>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl ScriptedModel {
+    /// Starts a server with only the inline markers and no named scripts.
+    pub async fn start() -> std::io::Result<ScriptedModel> {
+        Self::start_with(ScriptLibrary::default()).await
+    }
+
+    /// Starts a server whose `[[script:NAME]]` markers select scripts from `library`.
+    pub async fn start_with(library: ScriptLibrary) -> std::io::Result<ScriptedModel> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let address = listener.local_addr()?;
+        let (shutdown, stop) = watch::channel(false);
+        let shared = server::Shared::new(library, stop);
+        let task = tokio::spawn({
+            let shared = Arc::clone(&shared);
+            async move {
+                // Accept errors are retried inside axum; serving ends only at shutdown.
+                let _ = server::serve(listener, shared).await;
+            }
+        });
+        Ok(ScriptedModel {
+            address,
+            shared,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The OpenAI-compatible base URL, `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.address)
+    }
+
+    /// Every chat-completions request body received (as JSON), in order.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        self.shared.requests()
+    }
+}
+
+impl Drop for ScriptedModel {
+    fn drop(&mut self) {
+        // Ends stalled streams and asks open connections to close; aborting the
+        // task stops accepting new connections right away.
+        let _ = self.shutdown.send(true);
+        self.task.abort();
+    }
+}

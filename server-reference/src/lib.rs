@@ -1,1 +1,177 @@
-//! The reference Proliferate server, as a library that exposes its router.
+//! The reference Proliferate server: the gateway engine of `proliferate-core` over HTTP,
+//! WebSocket and Server-Sent Events, on embedded defaults (SQLite, local sandboxes, OpenCode).
+//!
+//! Embed it: [`router`] gives the axum router to nest in your own app; [`Server::start`] runs the
+//! whole server on a listener, as the `proliferate-server` binary does.
+
+pub mod config;
+mod credentials;
+mod observability;
+mod openapi;
+mod problem;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use proliferate_core::agent::opencode::{OpenCodeConfig, OpenCodeDriver};
+use proliferate_core::auth::Authenticator;
+use proliferate_core::sandbox::{LocalProvider, LocalProviderConfig, SandboxError};
+use proliferate_core::store::{SqliteStore, StoreError};
+use proliferate_core::{Gateway, GatewayError, GatewayParts};
+use scripted_model::{ScriptLibrary, ScriptedModel};
+use tokio::sync::watch;
+
+pub use config::ServeArgs;
+pub use observability::init_logging;
+pub use routes::{AppState, router};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A setting is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A file or socket operation failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The sandbox provider could not be set up.
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] SandboxError),
+    /// The engine could not start.
+    #[error("gateway: {0}")]
+    Gateway(#[from] GatewayError),
+}
+
+/// The signing secrets: from `PROLIFERATE_JWT_SECRET` and `PROLIFERATE_SERVICE_SECRET`, else
+/// generated once into `<data dir>/secrets/` (readable by the owner only).
+pub fn authenticator(data_dir: &Path) -> Result<Authenticator, ServeError> {
+    let secret = |variable: &str, file: &str| -> Result<String, ServeError> {
+        if let Ok(value) = std::env::var(variable) {
+            return Ok(value);
+        }
+        let path = data_dir.join("secrets").join(file);
+        if let Ok(value) = std::fs::read_to_string(&path) {
+            return Ok(value.trim().to_owned());
+        }
+        std::fs::create_dir_all(data_dir.join("secrets"))?;
+        let value = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        std::fs::write(&path, &value)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(value)
+    };
+    Ok(Authenticator::new(
+        secret("PROLIFERATE_JWT_SECRET", "jwt")?,
+        secret("PROLIFERATE_SERVICE_SECRET", "service")?,
+    ))
+}
+
+/// A running server.
+pub struct Server {
+    /// Where it listens.
+    pub address: SocketAddr,
+    gateway: Gateway,
+    shutting_down: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _model: Option<ScriptedModel>,
+}
+
+impl Server {
+    /// Opens the store, recovers sessions from a previous run, and starts serving.
+    pub async fn start(args: &ServeArgs) -> Result<Self, ServeError> {
+        let data_dir = args.data_dir();
+        std::fs::create_dir_all(&data_dir)?;
+        let json = |name: &str, text: &str| {
+            serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|error| ServeError::Config(format!("{name} is not JSON: {error}")))
+        };
+        let (model, opencode) = if args.model == "scripted" {
+            let library = match &args.script_file {
+                Some(path) => ScriptLibrary::from_file(path)
+                    .map_err(|error| ServeError::Config(error.to_string()))?,
+                None => ScriptLibrary::default(),
+            };
+            let model = ScriptedModel::start_with(library).await?;
+            let config =
+                OpenCodeConfig::with_openai_compatible_model(args.opencode(), &model.base_url());
+            (Some(model), config)
+        } else {
+            let mut config = OpenCodeConfig::with_openai_compatible_model(args.opencode(), "");
+            config.model = args.model.clone();
+            config.providers = json("PROLIFERATE_MODEL_PROVIDERS", &args.providers)?;
+            (None, config)
+        };
+        let opencode = OpenCodeConfig {
+            permission: json("PROLIFERATE_PERMISSION", &args.permission)?,
+            ..opencode
+        };
+        let store = Arc::new(SqliteStore::open(&data_dir.join("proliferate.db")).await?);
+        let provider = LocalProvider::new(LocalProviderConfig {
+            isolation: args.isolation,
+            passed_environment: args.agent_env.clone(),
+            ..LocalProviderConfig::new(&data_dir)
+        })?;
+        let gateway = Gateway::start(GatewayParts {
+            store: store.clone(),
+            log: store,
+            isolation: provider.isolation().to_owned(),
+            provider: Arc::new(provider),
+            driver: Arc::new(OpenCodeDriver::new(opencode)),
+            authenticator: authenticator(&data_dir)?,
+            config: args.hub(),
+        })
+        .await?;
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let address = listener.local_addr()?;
+        let send_buffer = args.socket_send_buffer;
+        let listener = axum::serve::ListenerExt::tap_io(listener, move |stream| {
+            let _ = stream.set_nodelay(true);
+            if let Some(bytes) = send_buffer {
+                let _ = socket2::SockRef::from(&*stream).set_send_buffer_size(bytes);
+            }
+        });
+        let (shutting_down, watcher) = watch::channel(false);
+        let app = router(AppState {
+            gateway: gateway.clone(),
+            shutting_down: watcher.clone(),
+            http: reqwest::Client::new(),
+        });
+        let mut stop = watcher;
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|down| *down).await;
+                })
+                .await
+        });
+        Ok(Self {
+            address,
+            gateway,
+            shutting_down,
+            task,
+            _model: model,
+        })
+    }
+
+    /// The engine, for embedding and tests.
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// Stops gracefully: sockets close with 1001, requests in flight finish, every agent stops.
+    /// Every event was persisted before it was sent, so none is lost.
+    pub async fn stop(self) {
+        let _ = self.shutting_down.send(true);
+        let _ = self.task.await;
+        self.gateway.shutdown().await;
+    }
+}

@@ -16,8 +16,14 @@ pub struct Transcript {
     pub session_id: String,
     /// The last seq folded in; live events continue from here.
     pub through_seq: u64,
-    /// Messages in the order they started.
+    /// Messages in the order their turns ran: each prompt, then the agent's answer.
     pub messages: Vec<TranscriptMessage>,
+    /// The prompt whose turn runs now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_prompt_id: Option<String>,
+    /// Prompts admitted but not started yet, in queue order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queued_prompts: Vec<TranscriptMessage>,
     /// Permission requests not yet resolved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_permissions: Vec<PermissionRequested>,

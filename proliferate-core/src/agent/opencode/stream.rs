@@ -1,0 +1,114 @@
+//! OpenCode's `/event` stream: one subscription per session, a heartbeat watchdog, reconnects.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use eventsource_stream::{Event as SseMessage, EventStreamError, Eventsource};
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::translate::Translator;
+use crate::agent::{AgentUpdate, DriverError};
+
+type Messages =
+    Pin<Box<dyn Stream<Item = Result<SseMessage, EventStreamError<reqwest::Error>>> + Send>>;
+
+/// Delays between reconnect attempts; after the last, the agent is reported lost.
+const RECONNECT_DELAYS: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// Opens `/event` and waits for OpenCode's first frame, so nothing that follows is missed.
+pub(super) async fn subscribe(
+    http: reqwest::Client,
+    base_url: &str,
+    heartbeat_timeout: Duration,
+) -> Result<Messages, DriverError> {
+    let response = http
+        .get(format!("{base_url}/event"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .map_err(|error| DriverError::Unreachable(error.without_url().to_string()))?;
+    if !response.status().is_success() {
+        return Err(DriverError::Rejected {
+            status: response.status().as_u16(),
+            message: "GET /event".into(),
+        });
+    }
+    let mut messages: Messages = Box::pin(response.bytes_stream().eventsource());
+    match tokio::time::timeout(heartbeat_timeout, messages.next()).await {
+        Ok(Some(Ok(_))) => Ok(messages),
+        Ok(Some(Err(error))) => Err(DriverError::Protocol(error.to_string())),
+        Ok(None) => Err(DriverError::Unreachable("the event stream closed".into())),
+        Err(_) => Err(DriverError::Unreachable(
+            "the event stream sent nothing".into(),
+        )),
+    }
+}
+
+/// Forwards translated updates until the agent is lost or nobody listens any more.
+pub(super) async fn run(
+    mut messages: Messages,
+    http: reqwest::Client,
+    base_url: String,
+    heartbeat_timeout: Duration,
+    mut translator: Translator,
+    updates: mpsc::Sender<AgentUpdate>,
+) {
+    loop {
+        let ended_because = loop {
+            let message = tokio::select! {
+                message = tokio::time::timeout(heartbeat_timeout, messages.next()) => message,
+                () = updates.closed() => return,
+            };
+            let message = match message {
+                Err(_) => break "no heartbeat from the agent".to_owned(),
+                Ok(None) => break "the agent closed its event stream".to_owned(),
+                Ok(Some(Err(error))) => break format!("the agent's event stream failed: {error}"),
+                Ok(Some(Ok(message))) => message,
+            };
+            let Ok(event) = serde_json::from_str::<Value>(&message.data) else {
+                tracing::warn!(
+                    length = message.data.len(),
+                    "skipped an unparsable agent event"
+                );
+                continue;
+            };
+            for update in translator.translate(&event) {
+                if updates.send(update).await.is_err() {
+                    return;
+                }
+            }
+        };
+        tracing::warn!(reason = %ended_because, "agent event stream interrupted");
+        match reconnect(&http, &base_url, heartbeat_timeout).await {
+            Ok(reconnected) => messages = reconnected,
+            Err(error) => {
+                let reason = format!("{ended_because}; reconnecting failed: {error}");
+                let _ = updates.send(AgentUpdate::Lost(reason)).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn reconnect(
+    http: &reqwest::Client,
+    base_url: &str,
+    heartbeat_timeout: Duration,
+) -> Result<Messages, DriverError> {
+    let mut last_error = DriverError::Unreachable("not tried".into());
+    for delay in RECONNECT_DELAYS {
+        tokio::time::sleep(delay).await;
+        match subscribe(http.clone(), base_url, heartbeat_timeout).await {
+            Ok(messages) => return Ok(messages),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(last_error)
+}

@@ -1,0 +1,186 @@
+//! Tokens: JWTs (HS256) for users and services, and per-session sandbox tokens for
+//! agent-to-gateway calls. A token never reaches another organisation's session: the gateway
+//! compares the principal's organisation (and session restriction) with the session's on every
+//! access.
+
+use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::GatewayError;
+use crate::protocol::v1::{Principal, PrincipalKind, Scope};
+
+/// The claims of a Proliferate JWT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Subject: a user id or service name.
+    pub sub: String,
+    /// Organisation id.
+    pub org: String,
+    /// What the token may do.
+    pub scopes: Vec<Scope>,
+    /// `user` or `service`.
+    #[serde(default)]
+    pub kind: PrincipalKind,
+    /// The only session the token may reach, if restricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+    /// Issue time, seconds since the Unix epoch.
+    pub iat: i64,
+    /// Token id.
+    pub jti: String,
+}
+
+impl Claims {
+    /// Claims for `subject` in `organization` with `scopes`, valid for `lifetime` from now.
+    pub fn new(
+        subject: &str,
+        organization: &str,
+        scopes: &[Scope],
+        lifetime: std::time::Duration,
+    ) -> Self {
+        let now = crate::clock::now_seconds();
+        Self {
+            sub: subject.to_owned(),
+            org: organization.to_owned(),
+            scopes: scopes.to_vec(),
+            kind: PrincipalKind::User,
+            sid: None,
+            exp: now + lifetime.as_secs() as i64,
+            iat: now,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+}
+
+/// Signs and verifies tokens with the gateway's secrets.
+#[derive(Clone)]
+pub struct Authenticator {
+    user_secret: Vec<u8>,
+    service_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Authenticator { <secrets redacted> }")
+    }
+}
+
+fn sign(secret: &[u8], claims: &Claims) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap_or_default()
+}
+
+impl Authenticator {
+    /// Users' tokens are signed with `user_secret`; back ends sign their own service tokens
+    /// with `service_secret`. Sandbox tokens derive from `user_secret`.
+    pub fn new(user_secret: impl Into<Vec<u8>>, service_secret: impl Into<Vec<u8>>) -> Self {
+        Self {
+            user_secret: user_secret.into(),
+            service_secret: service_secret.into(),
+        }
+    }
+
+    /// A signed user token.
+    pub fn mint(&self, claims: &Claims) -> String {
+        sign(&self.user_secret, claims)
+    }
+
+    /// A signed service token (what a back end holding the service secret would make).
+    pub fn mint_service(&self, claims: &Claims) -> String {
+        let claims = Claims {
+            kind: PrincipalKind::Service,
+            ..claims.clone()
+        };
+        sign(&self.service_secret, &claims)
+    }
+
+    /// The sandbox token of a session: hex HMAC-SHA256 of its id under the user secret.
+    pub fn sandbox_token(&self, session_id: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.user_secret)
+            .expect("HMAC takes keys of any length");
+        mac.update(session_id.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Verifies a token. `session_id` is the session the request is about, which is the only
+    /// session a sandbox token can reach. Sandbox principals carry an empty organisation; the
+    /// gateway fills it from the session.
+    pub fn verify(&self, token: &str, session_id: Option<&str>) -> Result<Principal, GatewayError> {
+        if token.is_empty() {
+            return Err(GatewayError::Unauthenticated("no token".into()));
+        }
+        if !token.contains('.') {
+            return self.verify_sandbox(token, session_id);
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let decoded = jsonwebtoken::decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(&self.user_secret),
+            &validation,
+        )
+        .or_else(|error| match error.kind() {
+            ErrorKind::InvalidSignature => jsonwebtoken::decode::<Claims>(
+                token,
+                &DecodingKey::from_secret(&self.service_secret),
+                &validation,
+            )
+            .and_then(|decoded| {
+                if decoded.claims.kind == PrincipalKind::Service {
+                    Ok(decoded)
+                } else {
+                    Err(ErrorKind::InvalidSignature.into())
+                }
+            }),
+            _ => Err(error),
+        })
+        .map_err(|error| match error.kind() {
+            ErrorKind::ExpiredSignature => GatewayError::TokenExpired,
+            _ => GatewayError::Unauthenticated("invalid token".into()),
+        })?;
+        let claims = decoded.claims;
+        if claims.kind == PrincipalKind::Sandbox {
+            return Err(GatewayError::Unauthenticated("invalid token".into()));
+        }
+        Ok(Principal {
+            subject: claims.sub,
+            organization_id: claims.org,
+            scopes: claims.scopes,
+            kind: claims.kind,
+            session_id: claims.sid,
+        })
+    }
+
+    fn verify_sandbox(
+        &self,
+        token: &str,
+        session_id: Option<&str>,
+    ) -> Result<Principal, GatewayError> {
+        let session_id =
+            session_id.ok_or_else(|| GatewayError::Unauthenticated("invalid token".into()))?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.user_secret)
+            .expect("HMAC takes keys of any length");
+        mac.update(session_id.as_bytes());
+        let given = hex::decode(token)
+            .map_err(|_| GatewayError::Unauthenticated("invalid token".into()))?;
+        mac.verify_slice(&given)
+            .map_err(|_| GatewayError::Unauthenticated("invalid token".into()))?;
+        Ok(Principal {
+            subject: format!("sandbox:{session_id}"),
+            organization_id: String::new(),
+            scopes: vec![Scope::Read, Scope::Write],
+            kind: PrincipalKind::Sandbox,
+            session_id: Some(session_id.to_owned()),
+        })
+    }
+}

@@ -1,0 +1,349 @@
+//! The hub's task: the session's single writer, prompt queue, permission router and idle timer.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::fanout::{FanOut, Frame};
+use super::{Attached, Command, HubHandle, Reply};
+use crate::GatewayError;
+use crate::agent::{AgentControl, AgentPrompt, AgentSession, AgentUpdate, PermissionAsk};
+use crate::clock::now_millis;
+use crate::gateway::Services;
+use crate::protocol::v1::*;
+use crate::session::status::check_transition;
+use crate::store::{PromptRecord, PromptState, SessionRecord, SnapshotRecord, StoredEvent};
+use crate::transcript::TranscriptReducer;
+
+mod agent;
+mod commands;
+mod turns;
+
+/// Events read per page while the hub rebuilds its transcript at start-up.
+const PAGE: u32 = 1000;
+
+struct Turn {
+    prompt_id: String,
+    cancel: Option<(Instant, Option<Sender>)>,
+}
+
+enum Agent {
+    Down,
+    Booting,
+    Up(Arc<dyn AgentControl>),
+}
+
+struct Hub {
+    services: Arc<Services>,
+    record: SessionRecord,
+    head_seq: u64,
+    unpersisted: Vec<StoredEvent>,
+    reducer: TranscriptReducer,
+    fanout: FanOut,
+    agent: Agent,
+    updates: Option<mpsc::Receiver<AgentUpdate>>,
+    booted: mpsc::Sender<Result<(String, AgentSession), GatewayError>>,
+    agent_url: Option<String>,
+    resume_waiters: Vec<Reply<SessionInfo>>,
+    queue: VecDeque<PromptRecord>,
+    running: Option<Turn>,
+    permissions: HashMap<String, Instant>,
+    resolved_permissions: HashSet<String>,
+    idle_since: Option<Instant>,
+}
+
+/// Loads a session's state from the store and starts its hub.
+pub(crate) async fn spawn(
+    services: Arc<Services>,
+    record: SessionRecord,
+) -> Result<HubHandle, GatewayError> {
+    let session_id = record.info.id.clone();
+    let mut reducer = TranscriptReducer::new(&session_id);
+    loop {
+        let page = services
+            .log
+            .read(&session_id, reducer.transcript().through_seq, PAGE)
+            .await?;
+        for event in &page {
+            if let Ok(ServerFrame::Event(envelope)) = serde_json::from_slice(&event.frame) {
+                reducer.apply(&envelope);
+            }
+        }
+        if page.len() < PAGE as usize {
+            break;
+        }
+    }
+    let mut queue: VecDeque<PromptRecord> =
+        services.store.pending_prompts(&session_id).await?.into();
+    // A turn that was running when the previous gateway stopped cannot be continued.
+    let interrupted: Vec<PromptRecord> = queue
+        .iter()
+        .filter(|prompt| prompt.state == PromptState::Running)
+        .cloned()
+        .collect();
+    queue.retain(|prompt| prompt.state == PromptState::Queued);
+
+    let (commands, command_receiver) = mpsc::channel(256);
+    let (booted, boot_receiver) = mpsc::channel(1);
+    let mut hub = Hub {
+        head_seq: record.info.head_seq,
+        fanout: FanOut::new(services.config.send_budget),
+        services,
+        record,
+        unpersisted: Vec::new(),
+        reducer,
+        agent: Agent::Down,
+        updates: None,
+        booted,
+        agent_url: None,
+        resume_waiters: Vec::new(),
+        queue,
+        running: None,
+        permissions: HashMap::new(),
+        resolved_permissions: HashSet::new(),
+        idle_since: None,
+    };
+    for prompt in interrupted {
+        hub.append(Event::AgentError(AgentError {
+            kind: "agent_exited".into(),
+            message: "the gateway restarted while this turn ran".into(),
+            prompt_id: Some(prompt.prompt_id.clone()),
+            ..Default::default()
+        }));
+        hub.append(Event::TurnCancelled(TurnCancelled {
+            prompt_id: prompt.prompt_id.clone(),
+            ..Default::default()
+        }));
+        hub.services
+            .store
+            .set_prompt_state(&session_id, &prompt.prompt_id, PromptState::Done)
+            .await?;
+    }
+    if matches!(
+        hub.record.info.status,
+        SessionStatus::Starting
+            | SessionStatus::Running
+            | SessionStatus::Resuming
+            | SessionStatus::Pausing
+    ) {
+        hub.set_status(SessionStatus::Failed, "gateway_restarted")
+            .await?;
+    }
+    hub.flush().await?;
+    let handle = HubHandle {
+        commands,
+        session_id: session_id.into(),
+    };
+    tokio::spawn(hub.run(command_receiver, boot_receiver));
+    Ok(handle)
+}
+
+async fn next_update(updates: &mut Option<mpsc::Receiver<AgentUpdate>>) -> Option<AgentUpdate> {
+    match updates {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Hub {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut booted: mpsc::Receiver<Result<(String, AgentSession), GatewayError>>,
+    ) {
+        let session_id = self.record.info.id.clone();
+        let mut heartbeat = tokio::time::interval(self.services.config.heartbeat_interval);
+        loop {
+            let deadline = self.next_deadline();
+            let outcome: Result<bool, GatewayError> = tokio::select! {
+                command = commands.recv() => match command {
+                    None => Ok(false),
+                    Some(command) => self.handle(command).await,
+                },
+                update = next_update(&mut self.updates) => self.on_update(update).await.map(|()| true),
+                Some(result) = booted.recv() => self.on_booted(result).await.map(|()| true),
+                () = tokio::time::sleep_until(deadline) => self.on_deadlines().await.map(|()| true),
+                _ = heartbeat.tick() => {
+                    self.heartbeat();
+                    Ok(true)
+                }
+            };
+            let flushed = self.flush().await;
+            match (outcome, flushed) {
+                (Ok(true), Ok(())) => {}
+                (Ok(false), Ok(())) => break,
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::error!(session_id, error = %error, "hub stopped on an error");
+                    break;
+                }
+            }
+            self.track_idleness();
+            self.services
+                .metrics
+                .set_queued_prompts(&session_id, self.queue.len());
+        }
+        self.services.metrics.set_queued_prompts(&session_id, 0);
+        self.services.metrics.set_connections(&session_id, 0);
+        if let Agent::Up(_) | Agent::Booting = self.agent {
+            let _ = self.services.provider.pause(&session_id).await;
+        }
+        self.services.metrics.hub_stopped();
+    }
+
+    // ----- the log --------------------------------------------------------------------------
+
+    /// Numbers an event and stages it; [`Hub::flush`] persists, then broadcasts.
+    pub(super) fn append(&mut self, event: Event) {
+        self.head_seq += 1;
+        let envelope = EventEnvelope {
+            session_id: self.record.info.id.clone(),
+            seq: self.head_seq,
+            timestamp: now_millis(),
+            event,
+            extra: Extra::new(),
+        };
+        self.reducer.apply(&envelope);
+        let frame = serde_json::to_vec(&ServerFrame::Event(envelope)).unwrap_or_default();
+        self.unpersisted.push(StoredEvent {
+            seq: self.head_seq,
+            frame: Bytes::from(frame),
+        });
+    }
+
+    pub(super) async fn flush(&mut self) -> Result<(), GatewayError> {
+        if self.unpersisted.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::take(&mut self.unpersisted);
+        self.services
+            .log
+            .append(&self.record.info.id, &events)
+            .await?;
+        self.services.metrics.events_appended(events.len());
+        for event in events {
+            self.publish(&Frame {
+                seq: event.seq,
+                bytes: event.frame,
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn publish(&mut self, frame: &Frame) {
+        let slow = self.fanout.publish(frame);
+        if slow > 0 {
+            self.services.metrics.slow_consumers_closed(slow);
+            tracing::warn!(session_id = %self.record.info.id, slow, "closed slow consumers");
+            let presence = self.fanout.presence();
+            self.fanout.publish(&presence);
+        }
+    }
+
+    pub(super) async fn set_status(
+        &mut self,
+        status: SessionStatus,
+        reason: &str,
+    ) -> Result<(), GatewayError> {
+        check_transition(self.record.info.status, status)?;
+        self.record.info.status = status;
+        self.record.info.status_reason = Some(reason.to_owned());
+        self.record.info.updated_at = now_millis();
+        self.services.store.update_session(&self.record).await?;
+        self.append(Event::StatusChanged(StatusChanged {
+            status,
+            reason: Some(reason.to_owned()),
+            ..Default::default()
+        }));
+        tracing::info!(session_id = %self.record.info.id, status = status.as_str(), reason, "status");
+        Ok(())
+    }
+
+    pub(super) fn info(&self) -> SessionInfo {
+        SessionInfo {
+            head_seq: self.head_seq,
+            ..self.record.info.clone()
+        }
+    }
+
+    // ----- timers ---------------------------------------------------------------------------
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let idle = self
+            .idle_since
+            .map(|since| since + self.services.config.idle_grace);
+        let cancel = self
+            .running
+            .as_ref()
+            .and_then(|turn| turn.cancel.as_ref().map(|(deadline, _)| *deadline));
+        self.permissions
+            .values()
+            .copied()
+            .chain(idle)
+            .chain(cancel)
+            .min()
+            .unwrap_or(far)
+    }
+
+    async fn on_deadlines(&mut self) -> Result<(), GatewayError> {
+        let now = Instant::now();
+        let expired: Vec<String> = self
+            .permissions
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let default = self.services.config.permission_default;
+        for permission_id in expired {
+            if let Agent::Up(control) = &self.agent
+                && let Err(error) = control.reply_permission(&permission_id, default).await
+            {
+                tracing::warn!(session_id = %self.record.info.id, error = %error, "default permission answer failed");
+            }
+            self.resolve_permission(&permission_id, default, None, true);
+        }
+        let cancel_overdue = self.running.as_ref().is_some_and(|turn| {
+            turn.cancel
+                .as_ref()
+                .is_some_and(|(deadline, _)| *deadline <= now)
+        });
+        if cancel_overdue {
+            self.end_turn(true).await?;
+            self.advance().await?;
+        }
+        if self
+            .idle_since
+            .is_some_and(|since| since + self.services.config.idle_grace <= now)
+        {
+            self.idle_since = None;
+            self.pause("idle").await?;
+        }
+        Ok(())
+    }
+
+    fn track_idleness(&mut self) {
+        let idle = self.fanout.is_empty()
+            && self.running.is_none()
+            && self.queue.is_empty()
+            && self.record.info.status == SessionStatus::Running;
+        if !idle {
+            self.idle_since = None;
+        } else if self.idle_since.is_none() {
+            self.idle_since = Some(Instant::now());
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        if !self.fanout.is_empty() {
+            let frame = Frame::control(&ServerFrame::Heartbeat(Heartbeat {
+                head_seq: self.head_seq,
+                ..Default::default()
+            }));
+            self.publish(&frame);
+        }
+    }
+}

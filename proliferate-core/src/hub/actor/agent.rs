@@ -1,0 +1,141 @@
+//! The agent's lifecycle: boot, updates, loss and pause.
+
+use super::*;
+
+impl Hub {
+    /// Boots the sandbox if the session has none and may have one (implicit resume).
+    pub(super) async fn ensure_agent(&mut self) -> Result<(), GatewayError> {
+        if !matches!(self.agent, Agent::Down) {
+            return Ok(());
+        }
+        let next = match self.record.info.status {
+            SessionStatus::Pending => SessionStatus::Starting,
+            SessionStatus::Paused | SessionStatus::Failed => SessionStatus::Resuming,
+            _ => return Ok(()),
+        };
+        self.set_status(next, "requested").await?;
+        self.agent = Agent::Booting;
+        let services = self.services.clone();
+        let spec = crate::sandbox::SandboxSpec {
+            session_id: self.record.info.id.clone(),
+            launch: services.driver.launch(),
+            restore_from: self.record.info.source_snapshot_id.clone(),
+        };
+        let known_session = self.record.agent_session_id.clone();
+        let booted = self.booted.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let sandbox = services.provider.start(&spec).await?;
+                let session = services
+                    .driver
+                    .attach(&sandbox.agent_url, known_session.as_deref())
+                    .await?;
+                Ok((sandbox.agent_url, session))
+            }
+            .await;
+            let _ = booted.send(result).await;
+        });
+        Ok(())
+    }
+
+    pub(super) async fn on_booted(
+        &mut self,
+        result: Result<(String, AgentSession), GatewayError>,
+    ) -> Result<(), GatewayError> {
+        match result {
+            Ok((agent_url, session)) => {
+                self.agent_url = Some(agent_url);
+                self.record.agent_session_id = Some(session.control.agent_session_id().to_owned());
+                self.record.info.isolation = Some(self.services.isolation.clone());
+                self.agent = Agent::Up(session.control);
+                self.updates = Some(session.updates);
+                self.set_status(SessionStatus::Running, "agent_ready")
+                    .await?;
+                for waiter in self.resume_waiters.drain(..) {
+                    let _ = waiter.send(Ok(SessionInfo {
+                        head_seq: self.head_seq,
+                        ..self.record.info.clone()
+                    }));
+                }
+                self.advance().await
+            }
+            Err(error) => {
+                self.agent = Agent::Down;
+                tracing::error!(session_id = %self.record.info.id, error = %error, "agent failed to start");
+                self.append(Event::AgentError(AgentError {
+                    kind: "agent_unreachable".into(),
+                    message: error.to_string(),
+                    ..Default::default()
+                }));
+                self.set_status(SessionStatus::Failed, "start_failed")
+                    .await?;
+                for waiter in self.resume_waiters.drain(..) {
+                    let _ = waiter.send(Err(GatewayError::Unavailable(error.to_string())));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) async fn on_update(
+        &mut self,
+        update: Option<AgentUpdate>,
+    ) -> Result<(), GatewayError> {
+        let running_prompt = self.running.as_ref().map(|turn| turn.prompt_id.clone());
+        match update {
+            Some(AgentUpdate::Event(Event::AgentError(mut error))) => {
+                error.prompt_id = error.prompt_id.or(running_prompt);
+                self.append(Event::AgentError(error));
+            }
+            Some(AgentUpdate::Event(event)) => self.append(event),
+            Some(AgentUpdate::PermissionAsked(ask)) => self.permission_asked(ask),
+            Some(AgentUpdate::PermissionReplied {
+                permission_id,
+                decision,
+            }) => self.resolve_permission(&permission_id, decision, None, false),
+            Some(AgentUpdate::Idle) => {
+                if self.running.is_some() {
+                    self.end_turn(false).await?;
+                    self.advance().await?;
+                }
+            }
+            Some(AgentUpdate::Lost(reason)) => self.agent_lost(reason).await?,
+            None => self.agent_lost("its update stream ended".into()).await?,
+        }
+        Ok(())
+    }
+
+    pub(super) async fn agent_lost(&mut self, reason: String) -> Result<(), GatewayError> {
+        tracing::error!(session_id = %self.record.info.id, reason, "agent lost");
+        self.updates = None;
+        self.agent = Agent::Down;
+        let prompt_id = self.running.as_ref().map(|turn| turn.prompt_id.clone());
+        self.append(Event::AgentError(AgentError {
+            kind: "agent_exited".into(),
+            message: format!("the agent stopped: {reason}"),
+            prompt_id,
+            ..Default::default()
+        }));
+        self.end_turn(true).await?;
+        let _ = self.services.provider.pause(&self.record.info.id).await;
+        if self.record.info.status == SessionStatus::Running {
+            self.set_status(SessionStatus::Failed, "agent_exited")
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn pause(&mut self, reason: &str) -> Result<(), GatewayError> {
+        if self.running.is_some() {
+            if let Agent::Up(control) = &self.agent {
+                let _ = control.abort().await;
+            }
+            self.end_turn(true).await?;
+        }
+        self.set_status(SessionStatus::Pausing, reason).await?;
+        self.updates = None;
+        self.agent = Agent::Down;
+        self.services.provider.pause(&self.record.info.id).await?;
+        self.set_status(SessionStatus::Paused, reason).await
+    }
+}

@@ -1,0 +1,156 @@
+//! Commands from connections and the gateway.
+
+use super::*;
+
+impl Hub {
+    /// Handles one command; false when the hub must stop.
+    pub(super) async fn handle(&mut self, command: Command) -> Result<bool, GatewayError> {
+        match command {
+            Command::Connect(presence, reply) => {
+                let outlet = self.fanout.add(presence);
+                self.services
+                    .metrics
+                    .set_connections(&self.record.info.id, self.fanout.len());
+                let presence = self.fanout.presence();
+                self.fanout.publish(&presence);
+                let _ = reply.send(Ok(Attached {
+                    outlet,
+                    head_seq: self.head_seq,
+                    status: self.record.info.status,
+                }));
+                self.ensure_agent().await?;
+            }
+            Command::Boot(reply) => {
+                let answer = self.ensure_agent().await;
+                let _ = reply.send(answer);
+            }
+            Command::Disconnect(connection_id) => {
+                if self.fanout.remove(&connection_id) {
+                    self.services
+                        .metrics
+                        .set_connections(&self.record.info.id, self.fanout.len());
+                    let presence = self.fanout.presence();
+                    self.fanout.publish(&presence);
+                }
+            }
+            Command::Prompt(prompt, reply) => {
+                let answer = self.admit(prompt).await;
+                let _ = reply.send(answer);
+            }
+            Command::CancelQueued(prompt_id, by, reply) => {
+                let answer = self.cancel_queued(&prompt_id, by).await;
+                let _ = reply.send(answer);
+            }
+            Command::Cancel(by, reply) => {
+                let answer = self.cancel(by).await;
+                let _ = reply.send(Ok(answer));
+            }
+            Command::ReplyPermission(permission_id, decision, by, reply) => {
+                let answer = self
+                    .reply_permission(&permission_id, decision, Some(by))
+                    .await;
+                let _ = reply.send(answer);
+            }
+            Command::Pause(reply) => {
+                let answer = match self.record.info.status {
+                    SessionStatus::Paused => Ok(()),
+                    SessionStatus::Running => self.pause("requested").await,
+                    status => Err(check_transition(status, SessionStatus::Pausing)
+                        .err()
+                        .map_or_else(
+                            || GatewayError::Conflict("the session is busy".into()),
+                            Into::into,
+                        )),
+                };
+                let _ = reply.send(answer.map(|()| self.info()));
+            }
+            Command::Resume(reply) => {
+                if self.record.info.status == SessionStatus::Running {
+                    let _ = reply.send(Ok(self.info()));
+                } else if let Err(error) = self.ensure_agent().await {
+                    let _ = reply.send(Err(error));
+                } else if matches!(self.agent, Agent::Booting) {
+                    self.resume_waiters.push(reply);
+                } else {
+                    let status = self.record.info.status;
+                    let _ = reply.send(Err(check_transition(status, SessionStatus::Resuming)
+                        .err()
+                        .map_or_else(
+                            || GatewayError::Conflict("the session cannot resume now".into()),
+                            Into::into,
+                        )));
+                }
+            }
+            Command::Snapshot(reply) => {
+                let answer = self.snapshot().await;
+                let _ = reply.send(answer);
+            }
+            Command::Transcript(reply) => {
+                let _ = reply.send(Ok(self.reducer.transcript().clone()));
+            }
+            Command::AgentUrl(reply) => {
+                let url = match self.agent {
+                    Agent::Up(_) => self.agent_url.clone(),
+                    _ => None,
+                };
+                let _ =
+                    reply.send(url.ok_or_else(|| {
+                        GatewayError::Unavailable("the agent is not running".into())
+                    }));
+            }
+            Command::Info(reply) => {
+                let _ = reply.send(Ok(self.info()));
+            }
+            Command::Terminate(reply) => {
+                self.updates = None;
+                self.agent = Agent::Down;
+                let session_id = self.record.info.id.clone();
+                let answer = async {
+                    self.services.provider.terminate(&session_id).await?;
+                    self.services.store.delete_session(&session_id).await?;
+                    Ok(())
+                }
+                .await;
+                let _ = reply.send(answer);
+                return Ok(false);
+            }
+            Command::Shutdown(done) => {
+                self.updates = None;
+                self.agent = Agent::Down;
+                let _ = self.services.provider.pause(&self.record.info.id).await;
+                let _ = done.send(());
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    pub(super) async fn snapshot(&mut self) -> Result<SnapshotInfo, GatewayError> {
+        if matches!(
+            self.record.info.status,
+            SessionStatus::Pending | SessionStatus::Stopped
+        ) {
+            return Err(GatewayError::Conflict(format!(
+                "a {} session has nothing to snapshot",
+                self.record.info.status.as_str()
+            )));
+        }
+        let info = self
+            .services
+            .provider
+            .snapshot(&self.record.info.id)
+            .await?;
+        self.services
+            .store
+            .insert_snapshot(&SnapshotRecord {
+                info: info.clone(),
+                organization_id: self.record.info.organization_id.clone(),
+            })
+            .await?;
+        self.append(Event::SnapshotSaved(SnapshotSaved {
+            snapshot_id: info.snapshot_id.clone(),
+            ..Default::default()
+        }));
+        Ok(info)
+    }
+}

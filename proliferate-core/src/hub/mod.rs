@@ -1,0 +1,137 @@
+//! The hub: one per live session, the single writer of its event log and the fan-out of its
+//! events to every connection.
+//!
+//! The hub is an actor: one task owns the session's state (status, agent, prompt queue, pending
+//! permissions, connections) and handles commands one at a time, so no lock is ever held across
+//! I/O. Booting a sandbox runs in a separate task, so admissions and connections stay fast while
+//! an agent starts.
+
+mod actor;
+mod fanout;
+mod subscription;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use fanout::Frame;
+pub use subscription::{Subscription, SubscriptionEnded};
+
+pub(crate) use actor::spawn;
+
+pub(crate) use fanout::Outlet;
+
+use crate::GatewayError;
+use crate::protocol::v1::{
+    PermissionDecision, PresenceEntry, PromptAdmission, Sender, SessionInfo, SessionStatus,
+    SnapshotInfo, Transcript,
+};
+use crate::store::PromptRecord;
+
+/// Tunables of every hub.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Frames a connection may have queued and unsent before it is closed with 1013.
+    pub send_budget: usize,
+    /// Time between server heartbeats.
+    pub heartbeat_interval: Duration,
+    /// How long a permission request waits for an answer.
+    pub permission_timeout: Duration,
+    /// The answer applied when nobody answers in time.
+    pub permission_default: PermissionDecision,
+    /// How long a session with no connection and no turn stays up before it pauses itself.
+    pub idle_grace: Duration,
+    /// How long a cancelled turn may take to stop before it is reported cancelled anyway.
+    pub cancel_grace: Duration,
+    /// The largest prompt accepted, in bytes (text and images together).
+    pub max_prompt_bytes: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            send_budget: 4096,
+            heartbeat_interval: Duration::from_secs(15),
+            permission_timeout: Duration::from_secs(300),
+            permission_default: PermissionDecision::Reject,
+            idle_grace: Duration::from_secs(300),
+            cancel_grace: Duration::from_secs(10),
+            max_prompt_bytes: 256 * 1024,
+        }
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, GatewayError>>;
+
+/// What a new connection gets from its hub.
+pub(crate) struct Attached {
+    pub outlet: Outlet,
+    pub head_seq: u64,
+    pub status: SessionStatus,
+}
+
+pub(crate) enum Command {
+    Connect(PresenceEntry, Reply<Attached>),
+    Boot(Reply<()>),
+    Disconnect(String),
+    Prompt(PromptRecord, Reply<PromptAdmission>),
+    CancelQueued(String, Sender, Reply<()>),
+    Cancel(Sender, Reply<bool>),
+    ReplyPermission(String, PermissionDecision, Sender, Reply<()>),
+    Pause(Reply<SessionInfo>),
+    Resume(Reply<SessionInfo>),
+    Snapshot(Reply<SnapshotInfo>),
+    Transcript(Reply<Transcript>),
+    Info(Reply<SessionInfo>),
+    AgentUrl(Reply<String>),
+    Terminate(Reply<()>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A handle to a session's hub task.
+#[derive(Clone)]
+pub(crate) struct HubHandle {
+    commands: mpsc::Sender<Command>,
+    pub(crate) session_id: Arc<str>,
+}
+
+impl HubHandle {
+    /// Sends a command and waits for its answer.
+    pub async fn ask<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, GatewayError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| GatewayError::Unavailable("the session is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| GatewayError::Unavailable("the session is shutting down".into()))?
+    }
+
+    /// Tells the hub a connection closed; never waits.
+    pub fn disconnect(&self, connection_id: String) {
+        let commands = self.commands.clone();
+        if let Err(mpsc::error::TrySendError::Full(command)) =
+            commands.try_send(Command::Disconnect(connection_id))
+        {
+            tokio::spawn(async move { commands.send(command).await });
+        }
+    }
+
+    /// Stops the hub, leaving the session's sandbox to be stopped by the caller.
+    pub async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(done)).await.is_ok() {
+            let _ = finished.await;
+        }
+    }
+
+    /// True once the hub task has ended.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+}

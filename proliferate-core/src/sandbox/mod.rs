@@ -1,0 +1,153 @@
+//! Sandbox providers: where an agent runs, and how it is started, paused, snapshotted and stopped.
+//!
+//! A provider knows nothing of any particular agent: the agent driver describes how to launch its
+//! agent ([`AgentLaunch`]) and the provider runs it inside the sandbox and waits until it answers.
+
+mod archive;
+mod isolation;
+mod local;
+mod process;
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+
+pub use isolation::IsolationMode;
+pub use local::{LocalProvider, LocalProviderConfig};
+
+use crate::protocol::v1::SnapshotInfo;
+
+/// What a provider can do beyond start and terminate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// The sandbox can be paused with its workspace and agent state kept.
+    pub pause: bool,
+    /// The workspace and agent state can be saved and restored into a new session.
+    pub snapshot: bool,
+    /// Snapshots include process memory (a restored agent continues mid-turn).
+    pub memory_snapshot: bool,
+    /// The provider pauses idle sandboxes by itself.
+    pub auto_pause: bool,
+}
+
+/// How to start an agent inside a sandbox; written by the agent driver.
+#[derive(Debug, Clone, Default)]
+pub struct AgentLaunch {
+    /// The agent's executable.
+    pub program: PathBuf,
+    /// Arguments; `{port}` is replaced by the port the agent must listen on, on loopback.
+    pub arguments: Vec<String>,
+    /// Environment variables for the agent, beyond the provider's own (HOME, PATH, XDG).
+    pub environment: Vec<(String, String)>,
+    /// Files written under the agent's home before it starts: (path relative to home, contents).
+    pub home_files: Vec<(PathBuf, String)>,
+    /// A folder the agent's executable needs, made readable inside an isolated sandbox.
+    pub install_root: Option<PathBuf>,
+    /// The path answered with 2xx once the agent is ready, for example `/global/health`.
+    pub readiness_path: String,
+}
+
+/// What a provider needs to start a session's sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxSpec {
+    /// The session the sandbox belongs to.
+    pub session_id: String,
+    /// How to start the agent.
+    pub launch: AgentLaunch,
+    /// Fill a new sandbox from this snapshot.
+    pub restore_from: Option<String>,
+}
+
+/// A running sandbox, as the rest of the engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    /// The session it belongs to.
+    pub session_id: String,
+    /// The agent's HTTP base URL, reachable from the gateway.
+    pub agent_url: String,
+    /// How the agent is isolated, for example `bubblewrap` or `process`.
+    pub isolation: String,
+}
+
+/// A failure of a sandbox provider.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The session id cannot name a sandbox (it must be 1 to 64 letters, digits, `-` or `_`).
+    #[error("invalid session id {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
+    InvalidSessionId(String),
+    /// No snapshot with this id exists.
+    #[error("no snapshot {0}")]
+    SnapshotNotFound(String),
+    /// The provider has no sandbox for this session.
+    #[error("no sandbox for session {0}")]
+    NotFound(String),
+    /// The provider cannot do this.
+    #[error("the {provider} provider cannot {operation}")]
+    Unsupported {
+        /// The provider's name.
+        provider: &'static str,
+        /// What was asked.
+        operation: &'static str,
+    },
+    /// The agent did not become ready.
+    #[error("the agent did not become ready: {0}")]
+    AgentNotReady(String),
+    /// A file-system or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SandboxError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Io { context, source }
+    }
+}
+
+/// A place where agents run: the local machine today, cloud sandboxes through the same trait.
+#[async_trait]
+pub trait SandboxProvider: Send + Sync {
+    /// The provider's name, for example `local`.
+    fn name(&self) -> &'static str;
+
+    /// What this provider can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Starts the session's sandbox (creating it, restoring a snapshot, or resuming a paused one)
+    /// and waits until its agent answers. Returns the running sandbox if it already runs.
+    async fn start(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError>;
+
+    /// True while the session's agent process runs.
+    async fn is_running(&self, session_id: &str) -> bool;
+
+    /// Stops the agent and keeps the workspace and the agent's state for a later `start`.
+    async fn pause(&self, session_id: &str) -> Result<(), SandboxError>;
+
+    /// Saves the workspace and the agent's state; a new session can start from the result.
+    async fn snapshot(&self, session_id: &str) -> Result<SnapshotInfo, SandboxError>;
+
+    /// Stops the agent and removes the sandbox. Succeeds when there is nothing to remove.
+    async fn terminate(&self, session_id: &str) -> Result<(), SandboxError>;
+
+    /// Stops agents left running by a previous process; returns how many were stopped.
+    async fn cleanup_orphans(&self) -> Result<usize, SandboxError>;
+}
+
+/// Checks that a session id can safely name a folder.
+pub(crate) fn validate_session_id(session_id: &str) -> Result<(), SandboxError> {
+    let valid = (1..=64).contains(&session_id.len())
+        && session_id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(SandboxError::InvalidSessionId(session_id.to_owned()))
+    }
+}

@@ -1,0 +1,193 @@
+//! Persistence: the metadata store (sessions, prompts, snapshots, idempotency keys) and the
+//! ordered event log. SQLite is the embedded default; the traits are what the hub and the
+//! session service use, so another database only needs another implementation.
+//!
+//! The database holds metadata and the event log, never secrets.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use sqlite::SqliteStore;
+
+use crate::protocol::v1::{PromptAdmission, Sender, SessionInfo, SnapshotInfo};
+
+/// A session as stored: what clients see, plus what only the engine needs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SessionRecord {
+    /// The client-visible session (its `head_seq` is filled from the event log on read).
+    pub info: SessionInfo,
+    /// The agent's own id for its session, so a restarted agent adopts the same conversation.
+    pub agent_session_id: Option<String>,
+}
+
+/// Where a prompt is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptState {
+    /// Waiting for the running turn to end.
+    Queued,
+    /// Its turn runs.
+    Running,
+    /// Its turn ended.
+    Done,
+    /// Withdrawn before it ran.
+    Withdrawn,
+}
+
+impl PromptState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "withdrawn" => Self::Withdrawn,
+            _ => Self::Done,
+        }
+    }
+}
+
+/// A prompt as admitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptRecord {
+    /// The session.
+    pub session_id: String,
+    /// The client-chosen id.
+    pub prompt_id: String,
+    /// The admission returned to the client, and to every retry.
+    pub admission: PromptAdmission,
+    /// Where it is.
+    pub state: PromptState,
+    /// The text.
+    pub content: String,
+    /// Attached images.
+    pub images: Vec<String>,
+    /// Who sent it.
+    pub sender: Sender,
+}
+
+/// One event of a session's log: the seq and the exact bytes of its `event` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Position in the log.
+    pub seq: u64,
+    /// The serialized `event` frame, sent as is to every client.
+    pub frame: Bytes,
+}
+
+/// A snapshot and who owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    /// What clients see.
+    pub info: SnapshotInfo,
+    /// The organisation that owns it; no other organisation may start from it.
+    pub organization_id: String,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An `Idempotency-Key` was reused with a different request.
+    #[error("the idempotency key was already used with a different request")]
+    IdempotencyConflict,
+    /// A record does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored record could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// A unique key for a creation request, and a digest of the request it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// The client's `Idempotency-Key`.
+    pub key: String,
+    /// A digest of the request body, to refuse the same key with another body.
+    pub request_digest: String,
+}
+
+/// Sessions, prompts and snapshots.
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    /// Inserts a session. With an idempotency key already used for the same request, returns
+    /// the session created then instead (and `false`); with another request, fails.
+    async fn create_session(
+        &self,
+        record: &SessionRecord,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<(SessionRecord, bool), StoreError>;
+
+    /// A session by id, with its head seq.
+    async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// An organisation's sessions, newest first, at most `limit`, starting after `cursor`.
+    async fn list_sessions(
+        &self,
+        organization_id: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<SessionRecord>, Option<String>), StoreError>;
+
+    /// Sessions whose status says an agent should be running (to resume after a restart).
+    async fn live_sessions(&self) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Replaces a session's record.
+    async fn update_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
+
+    /// Removes a session with its prompts and events.
+    async fn delete_session(&self, session_id: &str) -> Result<(), StoreError>;
+
+    /// Inserts a prompt, or returns the one admitted before with the same id (and `false`).
+    async fn admit_prompt(&self, prompt: &PromptRecord)
+    -> Result<(PromptRecord, bool), StoreError>;
+
+    /// Moves a prompt to another state.
+    async fn set_prompt_state(
+        &self,
+        session_id: &str,
+        prompt_id: &str,
+        state: PromptState,
+    ) -> Result<(), StoreError>;
+
+    /// Prompts that are queued or running, oldest first.
+    async fn pending_prompts(&self, session_id: &str) -> Result<Vec<PromptRecord>, StoreError>;
+
+    /// Records a snapshot.
+    async fn insert_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), StoreError>;
+
+    /// A snapshot by id.
+    async fn snapshot(&self, snapshot_id: &str) -> Result<Option<SnapshotRecord>, StoreError>;
+}
+
+/// The ordered event log. One writer per session (the hub) assigns the seqs.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Appends events, in one transaction, in the order given.
+    async fn append(&self, session_id: &str, events: &[StoredEvent]) -> Result<(), StoreError>;
+
+    /// Events with `seq > after_seq`, in order, at most `limit`.
+    async fn read(
+        &self,
+        session_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The oldest and newest seq retained, or `None` for an empty log.
+    async fn bounds(&self, session_id: &str) -> Result<Option<(u64, u64)>, StoreError>;
+
+    /// Removes all but the newest `keep` events of a session.
+    async fn prune(&self, session_id: &str, keep: u64) -> Result<(), StoreError>;
+}

@@ -1,0 +1,443 @@
+//! The embedded store: one SQLite database file, WAL, migrations at start-up.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::*;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    info TEXT NOT NULL,
+    agent_session_id TEXT
+);
+CREATE INDEX sessions_by_organization ON sessions (organization_id, created_at DESC, id DESC);
+CREATE TABLE idempotency_keys (
+    organization_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_digest TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    PRIMARY KEY (organization_id, key)
+);
+CREATE TABLE prompts (
+    session_id TEXT NOT NULL,
+    prompt_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    queue_position INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    content TEXT NOT NULL,
+    images TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    PRIMARY KEY (session_id, prompt_id)
+);
+CREATE TABLE events (
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    frame BLOB NOT NULL,
+    PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE snapshots (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    organization_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    size_bytes INTEGER NOT NULL
+);
+"#];
+
+/// Metadata and the event log in one SQLite database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn corrupt(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(error.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        let applied: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *connection)
+            .await?;
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+            let mut transaction = self.pool.begin().await?;
+            sqlx::raw_sql(migration).execute(&mut *transaction).await?;
+            sqlx::raw_sql(&format!("PRAGMA user_version = {}", index + 1))
+                .execute(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+        }
+        Ok(())
+    }
+
+    fn session_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
+        let info: String = row.try_get("info")?;
+        let mut info: SessionInfo = serde_json::from_str(&info).map_err(corrupt)?;
+        info.head_seq = row.try_get::<Option<i64>, _>("head_seq")?.unwrap_or(0) as u64;
+        Ok(SessionRecord {
+            info,
+            agent_session_id: row.try_get("agent_session_id")?,
+        })
+    }
+
+    fn prompt_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<PromptRecord, StoreError> {
+        let images: String = row.try_get("images")?;
+        let sender: String = row.try_get("sender")?;
+        let prompt_id: String = row.try_get("prompt_id")?;
+        Ok(PromptRecord {
+            session_id: row.try_get("session_id")?,
+            admission: PromptAdmission {
+                prompt_id: prompt_id.clone(),
+                queue_position: row.try_get::<i64, _>("queue_position")? as u32,
+                duplicate: false,
+            },
+            prompt_id,
+            state: PromptState::parse(row.try_get("state")?),
+            content: row.try_get("content")?,
+            images: serde_json::from_str(&images).map_err(corrupt)?,
+            sender: serde_json::from_str(&sender).map_err(corrupt)?,
+        })
+    }
+}
+
+const SELECT_SESSION: &str = "SELECT info, agent_session_id, \
+     (SELECT MAX(seq) FROM events WHERE events.session_id = sessions.id) AS head_seq \
+     FROM sessions";
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn create_session(
+        &self,
+        record: &SessionRecord,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<(SessionRecord, bool), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        if let Some(key) = idempotency {
+            let existing = sqlx::query(
+                "SELECT request_digest, session_id FROM idempotency_keys \
+                 WHERE organization_id = ? AND key = ?",
+            )
+            .bind(&record.info.organization_id)
+            .bind(&key.key)
+            .fetch_optional(&mut *transaction)
+            .await?;
+            if let Some(existing) = existing {
+                if existing.try_get::<String, _>("request_digest")? != key.request_digest {
+                    return Err(StoreError::IdempotencyConflict);
+                }
+                let session_id: String = existing.try_get("session_id")?;
+                drop(transaction);
+                let session = self.session(&session_id).await?;
+                return session
+                    .map(|session| (session, false))
+                    .ok_or(StoreError::NotFound(session_id));
+            }
+            sqlx::query(
+                "INSERT INTO idempotency_keys (organization_id, key, request_digest, session_id) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(&record.info.organization_id)
+            .bind(&key.key)
+            .bind(&key.request_digest)
+            .bind(&record.info.id)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO sessions (id, organization_id, created_at, status, info, agent_session_id) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.info.id)
+        .bind(&record.info.organization_id)
+        .bind(record.info.created_at)
+        .bind(record.info.status.as_str())
+        .bind(serde_json::to_string(&record.info).map_err(corrupt)?)
+        .bind(&record.agent_session_id)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok((record.clone(), true))
+    }
+
+    async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        sqlx::query(&format!("{SELECT_SESSION} WHERE id = ?"))
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::session_from_row)
+            .transpose()
+    }
+
+    async fn list_sessions(
+        &self,
+        organization_id: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<SessionRecord>, Option<String>), StoreError> {
+        let (after_time, after_id) = cursor
+            .and_then(|cursor| cursor.split_once(':'))
+            .and_then(|(time, id)| Some((time.parse::<i64>().ok()?, id.to_owned())))
+            .unwrap_or((i64::MAX, String::new()));
+        let rows = sqlx::query(&format!(
+            "{SELECT_SESSION} WHERE organization_id = ? \
+             AND (created_at < ? OR (created_at = ? AND id < ?) OR ? = '') \
+             ORDER BY created_at DESC, id DESC LIMIT ?"
+        ))
+        .bind(organization_id)
+        .bind(after_time)
+        .bind(after_time)
+        .bind(&after_id)
+        .bind(&after_id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut sessions = rows
+            .iter()
+            .map(Self::session_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if sessions.len() > limit as usize {
+            sessions.truncate(limit as usize);
+            sessions
+                .last()
+                .map(|last| format!("{}:{}", last.info.created_at, last.info.id))
+        } else {
+            None
+        };
+        Ok((sessions, next_cursor))
+    }
+
+    async fn live_sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
+        sqlx::query(&format!(
+            "{SELECT_SESSION} WHERE status IN ('starting', 'running', 'resuming', 'pausing')"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::session_from_row)
+        .collect()
+    }
+
+    async fn update_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        let updated = sqlx::query(
+            "UPDATE sessions SET status = ?, info = ?, agent_session_id = ? WHERE id = ?",
+        )
+        .bind(record.info.status.as_str())
+        .bind(serde_json::to_string(&record.info).map_err(corrupt)?)
+        .bind(&record.agent_session_id)
+        .bind(&record.info.id)
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound(record.info.id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        for table in ["events", "prompts", "idempotency_keys"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ?"))
+                .bind(session_id)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(session_id)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn admit_prompt(
+        &self,
+        prompt: &PromptRecord,
+    ) -> Result<(PromptRecord, bool), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO prompts (session_id, prompt_id, sequence, queue_position, state, content, \
+             images, sender) \
+             VALUES (?, ?, (SELECT COUNT(*) FROM prompts WHERE session_id = ?), ?, ?, ?, ?, ?) \
+             ON CONFLICT (session_id, prompt_id) DO NOTHING",
+        )
+        .bind(&prompt.session_id)
+        .bind(&prompt.prompt_id)
+        .bind(&prompt.session_id)
+        .bind(i64::from(prompt.admission.queue_position))
+        .bind(prompt.state.as_str())
+        .bind(&prompt.content)
+        .bind(serde_json::to_string(&prompt.images).map_err(corrupt)?)
+        .bind(serde_json::to_string(&prompt.sender).map_err(corrupt)?)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok((prompt.clone(), true));
+        }
+        let row = sqlx::query("SELECT * FROM prompts WHERE session_id = ? AND prompt_id = ?")
+            .bind(&prompt.session_id)
+            .bind(&prompt.prompt_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let mut existing = Self::prompt_from_row(&row)?;
+        existing.admission.duplicate = true;
+        Ok((existing, false))
+    }
+
+    async fn set_prompt_state(
+        &self,
+        session_id: &str,
+        prompt_id: &str,
+        state: PromptState,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE prompts SET state = ? WHERE session_id = ? AND prompt_id = ?")
+            .bind(state.as_str())
+            .bind(session_id)
+            .bind(prompt_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn pending_prompts(&self, session_id: &str) -> Result<Vec<PromptRecord>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM prompts WHERE session_id = ? AND state IN ('queued', 'running') \
+             ORDER BY sequence",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::prompt_from_row)
+        .collect()
+    }
+
+    async fn insert_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO snapshots (id, session_id, organization_id, created_at, size_bytes) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&snapshot.info.snapshot_id)
+        .bind(&snapshot.info.session_id)
+        .bind(&snapshot.organization_id)
+        .bind(snapshot.info.created_at)
+        .bind(snapshot.info.size_bytes as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn snapshot(&self, snapshot_id: &str) -> Result<Option<SnapshotRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM snapshots WHERE id = ?")
+            .bind(snapshot_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(SnapshotRecord {
+                info: SnapshotInfo {
+                    snapshot_id: row.try_get("id")?,
+                    session_id: row.try_get("session_id")?,
+                    created_at: row.try_get("created_at")?,
+                    size_bytes: row.try_get::<i64, _>("size_bytes")? as u64,
+                },
+                organization_id: row.try_get("organization_id")?,
+            })
+        })
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn append(&self, session_id: &str, events: &[StoredEvent]) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        for event in events {
+            sqlx::query("INSERT INTO events (session_id, seq, frame) VALUES (?, ?, ?)")
+                .bind(session_id)
+                .bind(event.seq as i64)
+                .bind(&event.frame[..])
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn read(
+        &self,
+        session_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, frame FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(session_id)
+        .bind(after_seq as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredEvent {
+                    seq: row.try_get::<i64, _>("seq")? as u64,
+                    frame: Bytes::from(row.try_get::<Vec<u8>, _>("frame")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn bounds(&self, session_id: &str) -> Result<Option<(u64, u64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(seq) AS first, MAX(seq) AS last FROM events WHERE session_id = ?",
+        )
+        .bind(session_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let first: Option<i64> = row.try_get("first")?;
+        let last: Option<i64> = row.try_get("last")?;
+        Ok(first
+            .zip(last)
+            .map(|(first, last)| (first as u64, last as u64)))
+    }
+
+    async fn prune(&self, session_id: &str, keep: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM events WHERE session_id = ? AND seq <= \
+             (SELECT MAX(seq) FROM events WHERE session_id = ?) - ?",
+        )
+        .bind(session_id)
+        .bind(session_id)
+        .bind(keep as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

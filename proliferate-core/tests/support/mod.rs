@@ -1,0 +1,112 @@
+//! Shared pieces of the live tests: a real OpenCode, a scripted model, a local provider.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use proliferate_core::agent::opencode::{OpenCodeConfig, OpenCodeDriver};
+use proliferate_core::agent::{AgentDriver, AgentSession, AgentUpdate};
+use proliferate_core::sandbox::{
+    LocalProvider, LocalProviderConfig, Sandbox, SandboxProvider, SandboxSpec,
+};
+use scripted_model::ScriptedModel;
+use serde_json::Value;
+
+/// The pinned OpenCode that `scripts/install-opencode` installs. Missing is a failure, not a skip.
+pub fn opencode_program() -> PathBuf {
+    let program = std::env::var_os("PROLIFERATE_OPENCODE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
+            home.join(".cache/proliferate/opencode/node_modules/.bin/opencode")
+        });
+    assert!(
+        program.exists(),
+        "OpenCode is not installed at {}; run scripts/install-opencode",
+        program.display()
+    );
+    program
+}
+
+/// A scripted model, a local provider in a temporary data directory, and the OpenCode driver.
+pub struct Rig {
+    pub model: ScriptedModel,
+    pub provider: LocalProvider,
+    pub driver: OpenCodeDriver,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// A rig whose OpenCode uses `permission` (for example `{"bash": "ask"}`).
+    pub async fn new(permission: Value) -> Self {
+        let model = ScriptedModel::start().await.expect("scripted model");
+        let data_dir = tempfile::tempdir().expect("temporary folder");
+        let provider =
+            LocalProvider::new(LocalProviderConfig::new(data_dir.path())).expect("provider");
+        let mut config =
+            OpenCodeConfig::with_openai_compatible_model(opencode_program(), &model.base_url());
+        config.permission = permission;
+        Self {
+            model,
+            provider,
+            driver: OpenCodeDriver::new(config),
+            data_dir,
+        }
+    }
+
+    /// Starts (or resumes) a session's sandbox and attaches to its agent.
+    pub async fn start(
+        &self,
+        session_id: &str,
+        restore_from: Option<String>,
+        known: Option<&str>,
+    ) -> (Sandbox, AgentSession) {
+        let spec = SandboxSpec {
+            session_id: session_id.into(),
+            launch: self.driver.launch(),
+            restore_from,
+        };
+        let sandbox = self.provider.start(&spec).await.expect("sandbox starts");
+        let session = self
+            .driver
+            .attach(&sandbox.agent_url, known)
+            .await
+            .expect("driver attaches");
+        (sandbox, session)
+    }
+
+    /// The session's workspace on this machine.
+    pub fn workspace(&self, session_id: &str) -> PathBuf {
+        self.provider.session_dir(session_id).join("workspace")
+    }
+}
+
+/// Collects updates until the agent is idle (or `until` says stop), within `limit`.
+pub async fn collect_until(
+    session: &mut AgentSession,
+    limit: Duration,
+    mut until: impl FnMut(&AgentUpdate) -> bool,
+) -> Vec<AgentUpdate> {
+    let mut updates = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let update = tokio::time::timeout_at(deadline, session.updates.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no end of turn within {limit:?}; got {updates:#?}"))
+            .expect("update stream open");
+        let stop = until(&update);
+        updates.push(update);
+        if stop {
+            return updates;
+        }
+    }
+}
+
+/// Collects one turn's updates, up to the agent going idle.
+pub async fn collect_turn(session: &mut AgentSession) -> Vec<AgentUpdate> {
+    collect_until(session, Duration::from_secs(90), |update| {
+        matches!(update, AgentUpdate::Idle)
+    })
+    .await
+}

@@ -1,0 +1,135 @@
+//! Configuration of `proliferate-server serve`: flags, each with an environment variable.
+//! Secrets come only from the environment (or are generated into the data directory), never from
+//! flags, so they do not show in process listings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use proliferate_core::hub::HubConfig;
+use proliferate_core::protocol::v1::PermissionDecision;
+use proliferate_core::sandbox::IsolationMode;
+
+/// Settings of the server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "PROLIFERATE_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    /// Where the database, sessions and snapshots live [default: ~/.local/share/proliferate].
+    #[arg(long, env = "PROLIFERATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The `opencode` executable [default: the one `scripts/install-opencode` installs, else PATH].
+    #[arg(long, env = "PROLIFERATE_OPENCODE_BIN")]
+    pub opencode: Option<PathBuf>,
+    /// The model: `scripted` (an offline scripted model started in-process) or `provider/model`.
+    #[arg(long, env = "PROLIFERATE_MODEL", default_value = "scripted")]
+    pub model: String,
+    /// OpenCode `provider` configuration as JSON, for custom providers.
+    #[arg(long, env = "PROLIFERATE_MODEL_PROVIDERS", default_value = "{}")]
+    pub providers: String,
+    /// Names of environment variables passed to agents (model API keys), comma-separated.
+    #[arg(long, env = "PROLIFERATE_AGENT_ENV", value_delimiter = ',')]
+    pub agent_env: Vec<String>,
+    /// A script file for the scripted model.
+    #[arg(long, env = "PROLIFERATE_SCRIPT_FILE")]
+    pub script_file: Option<PathBuf>,
+    /// Agent isolation: `auto`, `bubblewrap` or `process`.
+    #[arg(long, env = "PROLIFERATE_ISOLATION", default_value = "auto", value_parser = parse_isolation)]
+    pub isolation: IsolationMode,
+    /// OpenCode `permission` configuration as JSON, for example `{"bash":"ask"}`.
+    #[arg(long, env = "PROLIFERATE_PERMISSION", default_value = "{}")]
+    pub permission: String,
+    /// Seconds a permission request waits for an answer.
+    #[arg(
+        long,
+        env = "PROLIFERATE_PERMISSION_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub permission_timeout_secs: u64,
+    /// The answer applied when nobody answers: `once`, `always` or `reject`.
+    #[arg(long, env = "PROLIFERATE_PERMISSION_DEFAULT", default_value = "reject", value_parser = parse_decision)]
+    pub permission_default: PermissionDecision,
+    /// Seconds an unattended, idle session stays up before it pauses.
+    #[arg(long, env = "PROLIFERATE_IDLE_GRACE_SECS", default_value_t = 300)]
+    pub idle_grace_secs: u64,
+    /// Seconds between server heartbeats.
+    #[arg(long, env = "PROLIFERATE_HEARTBEAT_SECS", default_value_t = 15)]
+    pub heartbeat_secs: u64,
+    /// Frames a connection may have unsent before it is closed with 1013.
+    #[arg(long, env = "PROLIFERATE_SEND_BUDGET", default_value_t = 4096)]
+    pub send_budget: usize,
+    /// Caps each client socket's kernel send buffer, in bytes, so the memory a stalled client
+    /// holds is bounded by the send budget plus this [default: the kernel's autotuning].
+    #[arg(long, env = "PROLIFERATE_SOCKET_SEND_BUFFER")]
+    pub socket_send_buffer: Option<usize>,
+}
+
+fn parse_isolation(text: &str) -> Result<IsolationMode, String> {
+    match text {
+        "auto" => Ok(IsolationMode::Auto),
+        "bubblewrap" => Ok(IsolationMode::Bubblewrap),
+        "process" => Ok(IsolationMode::Process),
+        other => Err(format!("{other:?} is not auto, bubblewrap or process")),
+    }
+}
+
+fn parse_decision(text: &str) -> Result<PermissionDecision, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("{text:?} is not once, always or reject"))
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+impl ServeArgs {
+    /// The data directory, defaulted.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| home().join(".local/share/proliferate"))
+    }
+
+    /// The `opencode` executable, defaulted.
+    pub fn opencode(&self) -> PathBuf {
+        self.opencode.clone().unwrap_or_else(|| {
+            let cache = std::env::var_os("PROLIFERATE_CACHE")
+                .map_or_else(|| home().join(".cache/proliferate"), PathBuf::from);
+            let installed = cache.join("opencode/node_modules/.bin/opencode");
+            if installed.exists() {
+                installed
+            } else {
+                PathBuf::from("opencode")
+            }
+        })
+    }
+
+    /// Hub tunables.
+    pub fn hub(&self) -> HubConfig {
+        HubConfig {
+            send_budget: self.send_budget.max(16),
+            heartbeat_interval: Duration::from_secs(self.heartbeat_secs.max(1)),
+            permission_timeout: Duration::from_secs(self.permission_timeout_secs),
+            permission_default: self.permission_default,
+            idle_grace: Duration::from_secs(self.idle_grace_secs),
+            ..HubConfig::default()
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The defaults of every setting, with this data directory.
+    pub fn parse_defaults(data_dir: Option<PathBuf>) -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let mut args = <Defaults as clap::Parser>::parse_from(["proliferate-server"]).args;
+        if data_dir.is_some() {
+            args.data_dir = data_dir;
+        }
+        args
+    }
+}

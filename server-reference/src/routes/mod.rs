@@ -1,0 +1,106 @@
+//! The HTTP and WebSocket surface of `docs/protocol.md`, as an axum router.
+
+mod proxy;
+mod sessions;
+mod socket;
+mod stream;
+mod system;
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::{HeaderMap, Uri};
+use axum::routing::{any, delete, get, post};
+use proliferate_core::protocol::v1::Principal;
+use proliferate_core::{Gateway, GatewayError};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::credentials;
+use crate::problem::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub gateway: Gateway,
+    /// Turns true when the server starts shutting down; sockets then close with 1001.
+    pub shutting_down: watch::Receiver<bool>,
+    /// For the agent proxy.
+    pub http: reqwest::Client,
+}
+
+/// The largest HTTP body accepted (prompts with images included).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// The whole API, ready to serve or to nest in another axum app.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/sessions", post(sessions::create).get(sessions::list))
+        .route(
+            "/v1/sessions/{id}",
+            get(sessions::get).delete(sessions::delete),
+        )
+        .route("/v1/sessions/{id}/pause", post(sessions::pause))
+        .route("/v1/sessions/{id}/resume", post(sessions::resume))
+        .route("/v1/sessions/{id}/snapshot", post(sessions::snapshot))
+        .route("/v1/sessions/{id}/messages", post(sessions::send_message))
+        .route(
+            "/v1/sessions/{id}/messages/{prompt_id}",
+            delete(sessions::cancel_queued),
+        )
+        .route("/v1/sessions/{id}/cancel", post(sessions::cancel))
+        .route(
+            "/v1/sessions/{id}/permissions/{permission_id}",
+            post(sessions::reply_permission),
+        )
+        .route("/v1/sessions/{id}/events", get(sessions::events))
+        .route("/v1/sessions/{id}/transcript", get(sessions::transcript))
+        .route("/v1/sessions/{id}/ws", get(socket::upgrade))
+        .route("/v1/sessions/{id}/agent", any(proxy::forward_root))
+        .route("/v1/sessions/{id}/agent/{*path}", any(proxy::forward))
+        .route("/healthz", get(system::health))
+        .route("/readyz", get(system::ready))
+        .route("/metrics", get(system::metrics))
+        .route("/v1/openapi.json", get(system::openapi))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(
+            crate::observability::trace_request,
+        ))
+        .with_state(state)
+}
+
+/// Authenticates a request: Bearer or Basic header, or `?token=` for compatibility.
+pub(crate) fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    session_id: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let token = credentials::token(headers, uri.query()).ok_or_else(|| {
+        GatewayError::Unauthenticated("no token: send Authorization: Bearer <token>".into())
+    })?;
+    Ok(state.gateway.authenticate(&token, session_id)?)
+}
+
+/// A JSON body whose rejections are problem+json with the protocol's codes.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError(GatewayError::PayloadTooLarge(format!(
+                    "the body is over {MAX_BODY} bytes"
+                ))))
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                Err(ApiError::bad_request("send the body as application/json"))
+            }
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Drives the real `proliferate-server` binary over real sockets on loopback.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use proliferate_core::auth::{Authenticator, Claims};
+use proliferate_core::protocol::v1::*;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as SocketError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "test-secret-for-users";
+pub const SERVICE_SECRET: &str = "test-secret-for-services";
+
+fn opencode_program() -> PathBuf {
+    let program = std::env::var_os("PROLIFERATE_OPENCODE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                .join(".cache/proliferate/opencode/node_modules/.bin/opencode")
+        });
+    assert!(
+        program.exists(),
+        "OpenCode is missing at {}; run scripts/install-opencode",
+        program.display()
+    );
+    program
+}
+
+/// A `proliferate-server` process with its own data directory.
+pub struct TestServer {
+    pub base: String,
+    pub data_dir: PathBuf,
+    arguments: Vec<String>,
+    child: Child,
+    _folder: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// Starts a server with extra `serve` arguments.
+    pub fn start(arguments: &[&str]) -> Self {
+        let folder = tempfile::tempdir().unwrap();
+        let data_dir = folder.path().to_path_buf();
+        let arguments: Vec<String> = arguments
+            .iter()
+            .map(|argument| argument.to_string())
+            .collect();
+        let (child, base) = spawn(&data_dir, &arguments, "127.0.0.1:0");
+        Self {
+            base,
+            data_dir,
+            arguments,
+            child,
+            _folder: Some(folder),
+        }
+    }
+
+    /// Kills the process without any shutdown, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data directory and address.
+    pub fn restart(&mut self) {
+        let address = self.base.trim_start_matches("http://").to_owned();
+        let (child, base) = spawn(&self.data_dir, &self.arguments, &address);
+        self.child = child;
+        self.base = base;
+    }
+
+    /// Asks the server to stop (SIGTERM) and waits for it.
+    pub fn terminate(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+
+    pub fn websocket_url(&self, session_id: &str, after_seq: u64) -> String {
+        format!(
+            "{}/v1/sessions/{session_id}/ws?after_seq={after_seq}&source=cli",
+            self.base.replacen("http://", "ws://", 1)
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+fn spawn(data_dir: &Path, arguments: &[String], listen: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_proliferate-server"))
+        .arg("serve")
+        .args(["--listen", listen, "--data-dir"])
+        .arg(data_dir)
+        .arg("--opencode")
+        .arg(opencode_program())
+        .args(arguments)
+        .env("PROLIFERATE_JWT_SECRET", SECRET)
+        .env("PROLIFERATE_SERVICE_SECRET", SERVICE_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("proliferate-server starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().expect("a first line").expect("readable");
+    let base = line
+        .strip_prefix("proliferate-server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+pub fn authenticator() -> Authenticator {
+    Authenticator::new(SECRET, SERVICE_SECRET)
+}
+
+/// A token for `subject` in `organization` with read and write.
+pub fn token(subject: &str, organization: &str) -> String {
+    authenticator().mint(&Claims::new(
+        subject,
+        organization,
+        &[Scope::Read, Scope::Write, Scope::Admin],
+        Duration::from_secs(3600),
+    ))
+}
+
+/// HTTP helpers with a token.
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(server: &TestServer, token: &str) -> Self {
+        Self {
+            base: server.base.clone(),
+            token: token.into(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn create_session(&self) -> SessionInfo {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/sessions",
+                Some(json!({"title": "test"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    pub async fn prompt(
+        &self,
+        session_id: &str,
+        prompt_id: &str,
+        content: &str,
+    ) -> PromptAdmission {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/sessions/{session_id}/messages"),
+                Some(json!({"prompt_id": prompt_id, "content": content})),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    pub async fn session(&self, session_id: &str) -> SessionInfo {
+        let (status, body) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/sessions/{session_id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// Polls until the session has `status`.
+    pub async fn wait_for_status(&self, session_id: &str, status: SessionStatus) -> SessionInfo {
+        for _ in 0..600 {
+            let info = self.session(session_id).await;
+            if info.status == status {
+                return info;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("session {session_id} never reached {status:?}");
+    }
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens a socket with a bearer header.
+pub async fn connect(server: &TestServer, session_id: &str, after_seq: u64, token: &str) -> Socket {
+    try_connect(server, session_id, after_seq, token)
+        .await
+        .expect("socket opens")
+}
+
+pub async fn try_connect(
+    server: &TestServer,
+    session_id: &str,
+    after_seq: u64,
+    token: &str,
+) -> Result<Socket, SocketError> {
+    let mut request = server
+        .websocket_url(session_id, after_seq)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// Opens a socket whose kernel receive buffer is tiny, so a client that stops reading pushes
+/// back on the server at once instead of after megabytes of buffering.
+pub async fn connect_with_small_buffer(
+    server: &TestServer,
+    session_id: &str,
+    token: &str,
+) -> WebSocketStream<TcpStream> {
+    let address: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(address).await.unwrap();
+    let mut request = server
+        .websocket_url(session_id, 0)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("socket opens")
+        .0
+}
+
+/// What a client read: raw text frames, or the close.
+#[derive(Debug)]
+pub enum Received {
+    Frame(String, Box<ServerFrame>),
+    Closed(Option<CloseFrame>),
+}
+
+pub async fn receive<S>(socket: &mut WebSocketStream<S>, limit: Duration) -> Received
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(limit, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("nothing received within {limit:?}"));
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let frame: ServerFrame = serde_json::from_str(&text).expect("a server frame");
+                return Received::Frame(text.to_string(), Box::new(frame));
+            }
+            Some(Ok(Message::Close(close))) => return Received::Closed(close),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Received::Closed(None),
+        }
+    }
+}
+
+/// Reads frames until `until` matches one; returns all raw frames read, in order.
+pub async fn read_until<S>(
+    socket: &mut WebSocketStream<S>,
+    mut until: impl FnMut(&ServerFrame) -> bool,
+) -> Vec<(String, ServerFrame)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut frames = Vec::new();
+    loop {
+        match receive(socket, Duration::from_secs(90)).await {
+            Received::Frame(text, frame) => {
+                let stop = until(&frame);
+                frames.push((text, *frame));
+                if stop {
+                    return frames;
+                }
+            }
+            Received::Closed(close) => panic!(
+                "closed early ({close:?}) after {} frames: {:#?}",
+                frames.len(),
+                frames.last()
+            ),
+        }
+    }
+}
+
+pub async fn send(socket: &mut Socket, frame: Value) {
+    socket
+        .send(Message::text(frame.to_string()))
+        .await
+        .expect("send");
+}
+
+/// The event of a frame, if it is an event frame.
+pub fn event_of(frame: &ServerFrame) -> Option<&EventEnvelope> {
+    match frame {
+        ServerFrame::Event(envelope) => Some(envelope),
+        _ => None,
+    }
+}
+
+pub fn is_turn_end(frame: &ServerFrame, prompt_id: &str) -> bool {
+    matches!(event_of(frame).map(|envelope| &envelope.event),
+        Some(Event::TurnCompleted(turn)) if turn.prompt_id == prompt_id)
+        || matches!(event_of(frame).map(|envelope| &envelope.event),
+        Some(Event::TurnCancelled(turn)) if turn.prompt_id == prompt_id)
+}
+
+/// The seqs of the event frames, in order.
+pub fn seqs(frames: &[(String, ServerFrame)]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter_map(|(_, frame)| event_of(frame).map(|envelope| envelope.seq))
+        .collect()
+}
