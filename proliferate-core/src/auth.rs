@@ -6,54 +6,31 @@
 use hmac::{Hmac, Mac};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::GatewayError;
-use crate::protocol::v1::{Principal, PrincipalKind, Scope};
+use crate::protocol::v1::{Principal, PrincipalKind, Scope, TokenClaims};
 
-/// The claims of a Proliferate JWT.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    /// Subject: a user id or service name.
-    pub sub: String,
-    /// Organisation id.
-    pub org: String,
-    /// What the token may do.
-    pub scopes: Vec<Scope>,
-    /// `user` or `service`.
-    #[serde(default)]
-    pub kind: PrincipalKind,
-    /// The only session the token may reach, if restricted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    /// Expiry, seconds since the Unix epoch.
-    pub exp: i64,
-    /// Issue time, seconds since the Unix epoch.
-    pub iat: i64,
-    /// Token id.
-    pub jti: String,
-}
+/// The claims of a Proliferate JWT (the wire type, under its engine name).
+pub type Claims = TokenClaims;
 
-impl Claims {
-    /// Claims for `subject` in `organization` with `scopes`, valid for `lifetime` from now.
-    pub fn new(
-        subject: &str,
-        organization: &str,
-        scopes: &[Scope],
-        lifetime: std::time::Duration,
-    ) -> Self {
-        let now = crate::clock::now_seconds();
-        Self {
-            sub: subject.to_owned(),
-            org: organization.to_owned(),
-            scopes: scopes.to_vec(),
-            kind: PrincipalKind::User,
-            sid: None,
-            exp: now + lifetime.as_secs() as i64,
-            iat: now,
-            jti: uuid::Uuid::new_v4().simple().to_string(),
-        }
+/// Claims for `subject` in `organization` with `scopes`, valid for `lifetime` from now.
+pub fn claims(
+    subject: &str,
+    organization: &str,
+    scopes: &[Scope],
+    lifetime: std::time::Duration,
+) -> Claims {
+    let now = crate::clock::now_seconds();
+    Claims {
+        sub: subject.to_owned(),
+        org: organization.to_owned(),
+        scopes: scopes.to_vec(),
+        kind: PrincipalKind::User,
+        sid: None,
+        exp: now + lifetime.as_secs() as i64,
+        iat: now,
+        jti: uuid::Uuid::new_v4().simple().to_string(),
     }
 }
 

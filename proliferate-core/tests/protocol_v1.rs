@@ -73,6 +73,7 @@ fn decode_and_encode(decode_as: &str, json: &Value) -> Result<Value, String> {
         "Transcript" => round_trip::<Transcript>(json),
         "Health" => round_trip::<Health>(json),
         "Problem" => round_trip::<Problem>(json),
+        "TokenClaims" => round_trip::<TokenClaims>(json),
         other => panic!("fixture names an unknown type {other}"),
     }
 }

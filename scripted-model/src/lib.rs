@@ -50,7 +50,12 @@ impl ScriptedModel {
 
     /// Starts a server whose `[[script:NAME]]` markers select scripts from `library`.
     pub async fn start_with(library: ScriptLibrary) -> std::io::Result<ScriptedModel> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        Self::start_on(0, library).await
+    }
+
+    /// Starts a server on `127.0.0.1:port` (0 lets the OS pick).
+    pub async fn start_on(port: u16, library: ScriptLibrary) -> std::io::Result<ScriptedModel> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let address = listener.local_addr()?;
         let (shutdown, stop) = watch::channel(false);
         let shared = server::Shared::new(library, stop);

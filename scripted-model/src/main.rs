@@ -2,34 +2,12 @@
 //! `127.0.0.1` until SIGTERM or Ctrl-C, after printing
 //! `listening on http://127.0.0.1:PORT/v1`.
 
-// The binary compiles the server modules itself so it can bind a chosen port
-// without widening the library's public API.
-#[allow(dead_code)]
-#[path = "conversation.rs"]
-mod conversation;
-#[allow(dead_code)]
-#[path = "markers.rs"]
-mod markers;
-#[allow(dead_code)]
-#[path = "script.rs"]
-mod script;
-#[allow(dead_code)]
-#[path = "server.rs"]
-mod server;
-#[allow(dead_code)]
-#[path = "wire.rs"]
-mod wire;
-
 use std::io::Write;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-
-use crate::script::ScriptLibrary;
+use scripted_model::{ScriptLibrary, ScriptedModel};
 
 const USAGE: &str = "usage: scripted-model [--port N] [--script-file PATH]";
 
@@ -86,8 +64,8 @@ async fn main() -> ExitCode {
         },
         None => ScriptLibrary::default(),
     };
-    let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, args.port)).await {
-        Ok(listener) => listener,
+    let model = match ScriptedModel::start_on(args.port, library).await {
+        Ok(model) => model,
         Err(error) => {
             eprintln!(
                 "scripted-model: cannot listen on port {}: {error}",
@@ -96,37 +74,17 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let address = match listener.local_addr() {
-        Ok(address) => address,
-        Err(error) => {
-            eprintln!("scripted-model: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
     let mut stdout = std::io::stdout();
-    if writeln!(stdout, "listening on http://{address}/v1")
+    if writeln!(stdout, "listening on {}", model.base_url())
         .and_then(|()| stdout.flush())
         .is_err()
     {
         return ExitCode::FAILURE;
     }
-
-    let (shutdown, stop) = watch::channel(false);
-    let shared = server::Shared::new(library, stop);
-    tokio::select! {
-        served = server::serve(listener, shared) => {
-            if let Err(error) = served {
-                eprintln!("scripted-model: {error}");
-                return ExitCode::FAILURE;
-            }
-        }
-        () = async {
-            termination().await;
-            let _ = shutdown.send(true);
-            // Give open connections a moment to close cleanly, then exit regardless.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        } => {}
-    }
+    termination().await;
+    drop(model);
+    // Give open connections a moment to close cleanly.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     ExitCode::SUCCESS
 }
 

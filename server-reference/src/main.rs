@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use proliferate_core::auth::Claims;
+use proliferate_core::auth::claims;
 use proliferate_core::protocol::v1::Scope;
 use server_reference::{ServeArgs, Server, authenticator, init_logging};
 
@@ -83,7 +83,7 @@ fn token(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| "scopes are read, write and admin".to_owned())?;
     let authenticator = authenticator(&args.data_dir()).map_err(|error| error.to_string())?;
-    let mut claims = Claims::new(
+    let mut claims = claims(
         &subject,
         &organization,
         &scopes,

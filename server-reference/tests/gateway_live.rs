@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::SinkExt;
 
-use proliferate_core::auth::Claims;
+use proliferate_core::auth::claims;
 use proliferate_core::protocol::v1::*;
 use reqwest::Method;
 use serde_json::json;
@@ -253,7 +253,7 @@ async fn tokens_never_cross_organisations_and_bad_tokens_are_refused() {
     let (status, body) = other_org.call(Method::GET, &path, None).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
 
-    let mut expired_claims = Claims::new("ada", "acme", &[Scope::Read], Duration::ZERO);
+    let mut expired_claims = claims("ada", "acme", &[Scope::Read], Duration::ZERO);
     expired_claims.exp -= 10;
     let expired = authenticator().mint(&expired_claims);
     let (status, body) = Api::new(&server, &expired)
@@ -535,4 +535,89 @@ async fn a_killed_server_restarts_and_clients_resume_from_their_cursor() {
         api.session(&session.id).await.status,
         SessionStatus::Running
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_resumes_from_last_event_id_and_the_system_routes_answer() {
+    let server = TestServer::start(&[]);
+    let token = token("ada", "acme");
+    let api = Api::new(&server, &token);
+    let session = api.create_session().await;
+    let mut socket = connect(&server, &session.id, 0, &token).await;
+    api.prompt(&session.id, "prm_sse", "[[say:over server sent events]]")
+        .await;
+    let frames = read_until(&mut socket, |frame| is_turn_end(frame, "prm_sse")).await;
+    let head = *seqs(&frames).last().unwrap();
+
+    let response = api
+        .http
+        .get(format!("{}/v1/sessions/{}/events", server.base, session.id))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["cache-control"],
+        "no-cache, no-transform"
+    );
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("event: replay_done") {
+        let chunk =
+            tokio::time::timeout(Duration::from_secs(30), futures::StreamExt::next(&mut body))
+                .await
+                .expect("SSE data in time")
+                .expect("open")
+                .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let ids: Vec<u64> = text
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("id: ")
+                .or_else(|| line.strip_prefix("id:"))
+        })
+        .map(|id| id.trim().parse().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (4..=head).collect::<Vec<_>>(),
+        "SSE resumed after Last-Event-ID"
+    );
+    assert!(text.contains("event: welcome") && text.contains("event: text_delta"));
+
+    for path in ["/healthz", "/readyz", "/v1/openapi.json", "/metrics"] {
+        let response = reqwest::get(format!("{}{path}", server.base))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let openapi: serde_json::Value = reqwest::get(format!("{}/v1/openapi.json", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(openapi["paths"]["/v1/sessions/{id}/messages"]["post"].is_object());
+    assert!(openapi["components"]["schemas"]["SessionInfo"].is_object());
+
+    let (status, health) = api
+        .call(
+            Method::GET,
+            &format!("/v1/sessions/{}/agent/global/health", session.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "the agent proxy reaches OpenCode: {health}");
+    assert_eq!(health["healthy"], true);
+    let unauthenticated = reqwest::get(format!(
+        "{}/v1/sessions/{}/agent/global/health",
+        server.base, session.id
+    ))
+    .await
+    .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
 }

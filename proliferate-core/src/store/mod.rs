@@ -187,7 +187,4 @@ pub trait EventLog: Send + Sync {
 
     /// The oldest and newest seq retained, or `None` for an empty log.
     async fn bounds(&self, session_id: &str) -> Result<Option<(u64, u64)>, StoreError>;
-
-    /// Removes all but the newest `keep` events of a session.
-    async fn prune(&self, session_id: &str, keep: u64) -> Result<(), StoreError>;
 }

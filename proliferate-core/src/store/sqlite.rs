@@ -427,17 +427,4 @@ impl EventLog for SqliteStore {
             .zip(last)
             .map(|(first, last)| (first as u64, last as u64)))
     }
-
-    async fn prune(&self, session_id: &str, keep: u64) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM events WHERE session_id = ? AND seq <= \
-             (SELECT MAX(seq) FROM events WHERE session_id = ?) - ?",
-        )
-        .bind(session_id)
-        .bind(session_id)
-        .bind(keep as i64)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
 }

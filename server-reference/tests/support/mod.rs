@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use proliferate_core::auth::{Authenticator, Claims};
+use proliferate_core::auth::{Authenticator, claims};
 use proliferate_core::protocol::v1::*;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -131,7 +131,7 @@ pub fn authenticator() -> Authenticator {
 
 /// A token for `subject` in `organization` with read and write.
 pub fn token(subject: &str, organization: &str) -> String {
-    authenticator().mint(&Claims::new(
+    authenticator().mint(&claims(
         subject,
         organization,
         &[Scope::Read, Scope::Write, Scope::Admin],

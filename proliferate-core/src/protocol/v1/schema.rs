@@ -31,6 +31,7 @@ pub fn wire_schema() -> Value {
     add::<Transcript>(&mut generator, &mut roots);
     add::<Health>(&mut generator, &mut roots);
     add::<Problem>(&mut generator, &mut roots);
+    add::<TokenClaims>(&mut generator, &mut roots);
     let definitions: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",

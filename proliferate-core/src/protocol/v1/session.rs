@@ -139,3 +139,26 @@ pub struct Sender {
     /// The kind of client: `web`, `cli`, `slack`, `api`, `automation`, or another name.
     pub source: String,
 }
+
+/// The claims of a Proliferate JWT (HS256), as `docs/protocol.md` section 12 lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TokenClaims {
+    /// Subject: a user id or service name.
+    pub sub: String,
+    /// Organisation id.
+    pub org: String,
+    /// What the token may do.
+    pub scopes: Vec<Scope>,
+    /// `user` or `service`.
+    #[serde(default)]
+    pub kind: PrincipalKind,
+    /// The only session the token may reach, if restricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+    /// Issue time, seconds since the Unix epoch.
+    pub iat: i64,
+    /// Token id.
+    pub jti: String,
+}

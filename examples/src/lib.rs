@@ -1,1 +1,0 @@
-//! Runnable examples of the Proliferate SDK; see the binaries in `src/bin`.
