@@ -1,7 +1,6 @@
 //! The quickstart, end to end: the real binary against a real server, OpenCode and the scripted
 //! model, with bash behind a permission prompt.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use proliferate_core::auth::claims;
@@ -14,14 +13,12 @@ async fn the_quickstart_streams_a_turn_and_answers_the_permission_prompt() {
     let mut args = ServeArgs::parse_defaults(Some(data.path().to_path_buf()));
     args.listen = "127.0.0.1:0".parse().unwrap();
     args.permission = r#"{"bash":"ask"}"#.into();
-    args.opencode = Some(
-        std::env::var_os("PROLIFERATE_OPENCODE_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap())
-                    .join(".cache/proliferate/opencode/node_modules/.bin/opencode")
-            }),
+    let opencode = proliferate_core::agent::opencode::default_program();
+    assert!(
+        opencode.exists(),
+        "OpenCode is not installed; run scripts/install-opencode"
     );
+    args.opencode = Some(opencode);
     let server = Server::start(&args).await.expect("the server starts");
     let authenticator = server_reference::authenticator(data.path()).unwrap();
     let token = authenticator.mint(&claims(

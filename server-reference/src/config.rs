@@ -93,16 +93,9 @@ impl ServeArgs {
 
     /// The `opencode` executable, defaulted.
     pub fn opencode(&self) -> PathBuf {
-        self.opencode.clone().unwrap_or_else(|| {
-            let cache = std::env::var_os("PROLIFERATE_CACHE")
-                .map_or_else(|| home().join(".cache/proliferate"), PathBuf::from);
-            let installed = cache.join("opencode/node_modules/.bin/opencode");
-            if installed.exists() {
-                installed
-            } else {
-                PathBuf::from("opencode")
-            }
-        })
+        self.opencode
+            .clone()
+            .unwrap_or_else(proliferate_core::agent::opencode::default_program)
     }
 
     /// Hub tunables.

@@ -15,15 +15,10 @@ use serde_json::Value;
 
 /// The pinned OpenCode that `scripts/install-opencode` installs. Missing is a failure, not a skip.
 pub fn opencode_program() -> PathBuf {
-    let program = std::env::var_os("PROLIFERATE_OPENCODE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
-            home.join(".cache/proliferate/opencode/node_modules/.bin/opencode")
-        });
+    let program = proliferate_core::agent::opencode::default_program();
     assert!(
-        program.exists(),
-        "OpenCode is not installed at {}; run scripts/install-opencode",
+        program.is_absolute() && program.exists(),
+        "OpenCode is not installed ({}); run scripts/install-opencode",
         program.display()
     );
     program

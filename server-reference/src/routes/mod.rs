@@ -8,7 +8,8 @@ mod system;
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::{any, delete, get, post};
 use proliferate_core::protocol::v1::Principal;
@@ -81,6 +82,41 @@ pub(crate) fn authenticate(
         GatewayError::Unauthenticated("no token: send Authorization: Bearer <token>".into())
     })?;
     Ok(state.gateway.authenticate(&token, session_id)?)
+}
+
+/// An authenticated caller, and the session the route names in its `{id}`, if any.
+pub struct Caller {
+    /// Who the token stands for.
+    pub principal: Principal,
+    session_id: Option<String>,
+}
+
+impl Caller {
+    /// The session id of the route (empty for routes without one).
+    pub fn session(&self) -> &str {
+        self.session_id.as_deref().unwrap_or_default()
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let session_id = RawPathParams::from_request_parts(parts, state)
+            .await
+            .ok()
+            .and_then(|parameters| {
+                parameters
+                    .iter()
+                    .find(|(name, _)| *name == "id")
+                    .map(|(_, value)| value.to_owned())
+            });
+        let principal = authenticate(state, &parts.headers, &parts.uri, session_id.as_deref())?;
+        Ok(Self {
+            principal,
+            session_id,
+        })
+    }
 }
 
 /// A JSON body whose rejections are problem+json with the protocol's codes.

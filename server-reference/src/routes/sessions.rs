@@ -1,14 +1,14 @@
-//! The session routes of `/v1`. Each handler authorises, translates in, makes one gateway call,
-//! and translates out.
+//! The session routes of `/v1`. Each handler authorises (the [`Caller`] extractor), translates
+//! in, makes one gateway call, and translates out.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use proliferate_core::protocol::v1::*;
 use serde::Deserialize;
 
-use super::{AppState, JsonBody, authenticate};
+use super::{AppState, Caller, JsonBody};
 use crate::problem::ApiError;
 
 type Answer<T> = Result<T, ApiError>;
@@ -16,18 +16,17 @@ type Answer<T> = Result<T, ApiError>;
 /// `POST /v1/sessions`
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
-    uri: Uri,
     JsonBody(request): JsonBody<CreateSessionRequest>,
 ) -> Answer<Response> {
-    let principal = authenticate(&state, &headers, &uri, None)?;
     let key = headers
         .get("idempotency-key")
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let (info, created) = state
         .gateway
-        .create_session(&principal, request, key)
+        .create_session(&caller.principal, request, key)
         .await?;
     let status = if created {
         StatusCode::CREATED
@@ -47,87 +46,76 @@ pub struct ListQuery {
 /// `GET /v1/sessions`
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Answer<Json<SessionList>> {
-    let principal = authenticate(&state, &headers, &uri, None)?;
     let list = state
         .gateway
-        .list_sessions(&principal, query.limit, query.cursor.as_deref())
+        .list_sessions(&caller.principal, query.limit, query.cursor.as_deref())
         .await?;
     Ok(Json(list))
 }
 
 /// `GET /v1/sessions/{id}`
-pub async fn get(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Answer<Json<SessionInfo>> {
-    let principal = authenticate(&state, &headers, &uri, Some(&id))?;
-    Ok(Json(state.gateway.session(&principal, &id).await?))
+pub async fn get(State(state): State<AppState>, caller: Caller) -> Answer<Json<SessionInfo>> {
+    Ok(Json(
+        state
+            .gateway
+            .session(&caller.principal, caller.session())
+            .await?,
+    ))
 }
 
 /// `DELETE /v1/sessions/{id}`
-pub async fn delete(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Answer<StatusCode> {
-    let principal = authenticate(&state, &headers, &uri, Some(&id))?;
-    state.gateway.delete_session(&principal, &id).await?;
+pub async fn delete(State(state): State<AppState>, caller: Caller) -> Answer<StatusCode> {
+    state
+        .gateway
+        .delete_session(&caller.principal, caller.session())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/sessions/{id}/pause`
-pub async fn pause(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Answer<Json<SessionInfo>> {
-    let principal = authenticate(&state, &headers, &uri, Some(&id))?;
-    Ok(Json(state.gateway.pause(&principal, &id).await?))
+pub async fn pause(State(state): State<AppState>, caller: Caller) -> Answer<Json<SessionInfo>> {
+    Ok(Json(
+        state
+            .gateway
+            .pause(&caller.principal, caller.session())
+            .await?,
+    ))
 }
 
 /// `POST /v1/sessions/{id}/resume`
-pub async fn resume(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Answer<Json<SessionInfo>> {
-    let principal = authenticate(&state, &headers, &uri, Some(&id))?;
-    Ok(Json(state.gateway.resume(&principal, &id).await?))
+pub async fn resume(State(state): State<AppState>, caller: Caller) -> Answer<Json<SessionInfo>> {
+    Ok(Json(
+        state
+            .gateway
+            .resume(&caller.principal, caller.session())
+            .await?,
+    ))
 }
 
 /// `POST /v1/sessions/{id}/snapshot`
 pub async fn snapshot(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
 ) -> Answer<(StatusCode, Json<SnapshotInfo>)> {
-    let principal = authenticate(&state, &headers, &uri, Some(&id))?;
-    let snapshot = state.gateway.snapshot(&principal, &id).await?;
+    let snapshot = state
+        .gateway
+        .snapshot(&caller.principal, caller.session())
+        .await?;
     Ok((StatusCode::CREATED, Json(snapshot)))
 }
 
 /// `POST /v1/sessions/{id}/messages`
 pub async fn send_message(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     JsonBody(request): JsonBody<SendMessageRequest>,
 ) -> Answer<(StatusCode, Json<PromptAdmission>)> {
-    let principal = authenticate(&state, &headers, &uri, Some(&id))?;
     let admission = state
         .gateway
-        .send_prompt(&principal, &id, request, "api")
+        .send_prompt(&caller.principal, caller.session(), request, "api")
         .await?;
     Ok((StatusCode::ACCEPTED, Json(admission)))
 }
@@ -135,55 +123,53 @@ pub async fn send_message(
 /// `DELETE /v1/sessions/{id}/messages/{prompt_id}`
 pub async fn cancel_queued(
     State(state): State<AppState>,
-    Path((id, prompt_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
+    Path((_, prompt_id)): Path<(String, String)>,
 ) -> Answer<StatusCode> {
-    let principal = authenticate(&state, &headers, &uri, Some(&id))?;
     state
         .gateway
-        .cancel_queued(&principal, &id, &prompt_id, "api")
+        .cancel_queued(&caller.principal, caller.session(), &prompt_id, "api")
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/sessions/{id}/cancel`
-pub async fn cancel(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Answer<Json<CancelOutcome>> {
-    let principal = authenticate(&state, &headers, &uri, Some(&id))?;
-    let cancelled = state.gateway.cancel(&principal, &id, "api").await?;
+pub async fn cancel(State(state): State<AppState>, caller: Caller) -> Answer<Json<CancelOutcome>> {
+    let cancelled = state
+        .gateway
+        .cancel(&caller.principal, caller.session(), "api")
+        .await?;
     Ok(Json(CancelOutcome { cancelled }))
 }
 
 /// `POST /v1/sessions/{id}/permissions/{permission_id}`
 pub async fn reply_permission(
     State(state): State<AppState>,
-    Path((id, permission_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
+    Path((_, permission_id)): Path<(String, String)>,
     JsonBody(request): JsonBody<PermissionReplyRequest>,
 ) -> Answer<StatusCode> {
-    let principal = authenticate(&state, &headers, &uri, Some(&id))?;
     state
         .gateway
-        .reply_permission(&principal, &id, &permission_id, request.decision, "api")
+        .reply_permission(
+            &caller.principal,
+            caller.session(),
+            &permission_id,
+            request.decision,
+            "api",
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /v1/sessions/{id}/transcript`
-pub async fn transcript(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Answer<Json<Transcript>> {
-    let principal = authenticate(&state, &headers, &uri, Some(&id))?;
-    Ok(Json(state.gateway.transcript(&principal, &id).await?))
+pub async fn transcript(State(state): State<AppState>, caller: Caller) -> Answer<Json<Transcript>> {
+    Ok(Json(
+        state
+            .gateway
+            .transcript(&caller.principal, caller.session())
+            .await?,
+    ))
 }
 
 /// Query of `GET /v1/sessions/{id}/events`.
@@ -200,12 +186,10 @@ const MAX_EVENTS_PAGE: u32 = 5000;
 /// `GET /v1/sessions/{id}/events`: a JSON page, or Server-Sent Events when asked for.
 pub async fn events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
-    uri: Uri,
     Query(query): Query<EventsQuery>,
 ) -> Answer<Response> {
-    let principal = authenticate(&state, &headers, &uri, Some(&id))?;
     let wants_stream = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
@@ -216,12 +200,12 @@ pub async fn events(
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or(query.after_seq);
-        return super::stream::events(&state, &principal, &id, after_seq).await;
+        return super::stream::events(&state, &caller.principal, caller.session(), after_seq).await;
     }
     let limit = query.limit.unwrap_or(500).clamp(1, MAX_EVENTS_PAGE);
     let page = state
         .gateway
-        .events(&principal, &id, query.after_seq, limit)
+        .events(&caller.principal, caller.session(), query.after_seq, limit)
         .await?;
     Ok(Json(page).into_response())
 }

@@ -21,15 +21,10 @@ pub const SECRET: &str = "test-secret-for-users";
 pub const SERVICE_SECRET: &str = "test-secret-for-services";
 
 fn opencode_program() -> PathBuf {
-    let program = std::env::var_os("PROLIFERATE_OPENCODE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/proliferate/opencode/node_modules/.bin/opencode")
-        });
+    let program = proliferate_core::agent::opencode::default_program();
     assert!(
-        program.exists(),
-        "OpenCode is missing at {}; run scripts/install-opencode",
+        program.is_absolute() && program.exists(),
+        "OpenCode is not installed ({}); run scripts/install-opencode",
         program.display()
     );
     program

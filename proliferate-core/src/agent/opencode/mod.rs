@@ -92,6 +92,24 @@ impl OpenCodeDriver {
     }
 }
 
+/// Where the pinned OpenCode is: `PROLIFERATE_OPENCODE_BIN`, else the install that
+/// `scripts/install-opencode` makes under `PROLIFERATE_CACHE` (default `~/.cache/proliferate`),
+/// else `opencode` on the `PATH`.
+pub fn default_program() -> PathBuf {
+    if let Some(program) = std::env::var_os("PROLIFERATE_OPENCODE_BIN") {
+        return PathBuf::from(program);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let cache = std::env::var_os("PROLIFERATE_CACHE")
+        .map_or_else(|| home.join(".cache/proliferate"), PathBuf::from);
+    let installed = cache.join("opencode/node_modules/.bin/opencode");
+    if installed.exists() {
+        installed
+    } else {
+        PathBuf::from("opencode")
+    }
+}
+
 /// The folder an npm-installed `opencode` needs: the parent of its `node_modules`.
 fn install_root(program: &std::path::Path) -> PathBuf {
     program
