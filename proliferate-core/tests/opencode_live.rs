@@ -207,6 +207,7 @@ async fn a_model_error_becomes_an_agent_error() {
     let Some(AgentUpdate::Event(Event::AgentError(error))) = updates.last() else {
         unreachable!()
     };
+    assert!(error.kind.starts_with("model"), "{error:?}");
     assert!(!error.message.is_empty());
     rig.provider.terminate("model_error").await.unwrap();
 }

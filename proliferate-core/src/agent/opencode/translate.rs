@@ -125,6 +125,18 @@ impl Translator {
             "message.updated" => self.message_updated(&properties["info"], &mut updates),
             "message.part.updated" => self.part_updated(&properties["part"], &mut updates),
             "message.part.delta" => self.part_delta(properties, &mut updates),
+            "session.status" if properties["status"]["type"] == "retry" => {
+                let status = &properties["status"];
+                updates.push(AgentUpdate::Event(Event::AgentError(AgentError {
+                    kind: "model_retrying".into(),
+                    message: format!(
+                        "{} (retry {})",
+                        status["message"].as_str().unwrap_or("the model failed"),
+                        status["attempt"].as_u64().unwrap_or(1)
+                    ),
+                    ..Default::default()
+                })));
+            }
             "session.status" if properties["status"]["type"] == "busy" => {
                 if !self.busy {
                     self.reported_errors.clear();

@@ -317,8 +317,8 @@ pub struct ToolFailed {
 /// Payload of `agent_error`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct AgentError {
-    /// What failed: `model` (the model's API), `agent_exited`, `agent_unreachable`,
-    /// `prompt_rejected`, or `agent` for anything else the agent reports.
+    /// What failed: `model` (the model's API), `model_retrying` (the agent retries the model),
+    /// `agent_exited`, `agent_unreachable`, `prompt_rejected`, or `agent` for anything else.
     pub kind: String,
     /// A message fit to show a person.
     pub message: String,
