@@ -613,6 +613,18 @@ async fn sse_resumes_from_last_event_id_and_the_system_routes_answer() {
         .await;
     assert_eq!(status, 200, "the agent proxy reaches OpenCode: {health}");
     assert_eq!(health["healthy"], true);
+    // `opencode attach <url> --password <token>` sends HTTP Basic auth.
+    let basic = api
+        .http
+        .get(format!(
+            "{}/v1/sessions/{}/agent/global/health",
+            server.base, session.id
+        ))
+        .basic_auth("opencode", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 200);
     let unauthenticated = reqwest::get(format!(
         "{}/v1/sessions/{}/agent/global/health",
         server.base, session.id
