@@ -1,0 +1,204 @@
+//! The gateway engine: every operation a transport exposes, one call each, with access control.
+//!
+//! A transport (the reference server, or an app embedding the engine) authenticates the caller
+//! with [`Gateway::authenticate`], then makes one call here. The gateway checks the principal's
+//! organisation, session restriction and scope against the session, then hands the operation to
+//! the session's hub.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+mod prompts;
+mod sessions;
+mod streams;
+
+use crate::GatewayError;
+use crate::agent::AgentDriver;
+use crate::auth::Authenticator;
+use crate::clock::now_millis;
+use crate::hub::{Command, HubConfig, HubHandle, Subscription};
+use crate::metrics::Metrics;
+use crate::protocol::v1::*;
+use crate::sandbox::SandboxProvider;
+use crate::store::{
+    EventLog, IdempotencyKey, MetadataStore, PromptRecord, PromptState, SessionRecord,
+};
+
+/// Everything a hub needs, shared by all hubs.
+pub(crate) struct Services {
+    pub store: Arc<dyn MetadataStore>,
+    pub log: Arc<dyn EventLog>,
+    pub provider: Arc<dyn SandboxProvider>,
+    pub driver: Arc<dyn AgentDriver>,
+    pub config: HubConfig,
+    pub metrics: Metrics,
+    pub isolation: String,
+}
+
+/// The parts a gateway is built from.
+pub struct GatewayParts {
+    /// Sessions, prompts and snapshots.
+    pub store: Arc<dyn MetadataStore>,
+    /// The event log.
+    pub log: Arc<dyn EventLog>,
+    /// Where agents run.
+    pub provider: Arc<dyn SandboxProvider>,
+    /// Which agent runs.
+    pub driver: Arc<dyn AgentDriver>,
+    /// How agents are isolated, as reported in session info (for example `bubblewrap`).
+    pub isolation: String,
+    /// Verifies tokens.
+    pub authenticator: Authenticator,
+    /// Hub tunables.
+    pub config: HubConfig,
+}
+
+/// The engine behind every route and socket. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    services: Arc<Services>,
+    authenticator: Authenticator,
+    hubs: Arc<Mutex<HashMap<String, HubHandle>>>,
+}
+
+/// The longest client-chosen prompt id.
+const MAX_PROMPT_ID: usize = 128;
+/// The most sessions one list call returns.
+const MAX_PAGE: u32 = 200;
+
+fn has_scope(principal: &Principal, scope: Scope) -> bool {
+    principal.scopes.contains(&scope) || principal.scopes.contains(&Scope::Admin)
+}
+
+fn sender(principal: &Principal, source: &str) -> Sender {
+    Sender {
+        subject: principal.subject.clone(),
+        source: source.to_owned(),
+    }
+}
+
+impl Gateway {
+    /// Builds a gateway and recovers from the previous run: stops orphaned agents and marks
+    /// sessions that were live as failed (they resume on the next connect, prompt or request).
+    pub async fn start(parts: GatewayParts) -> Result<Self, GatewayError> {
+        let orphans = parts.provider.cleanup_orphans().await?;
+        if orphans > 0 {
+            tracing::warn!(orphans, "stopped agents left by a previous run");
+        }
+        let gateway = Self {
+            services: Arc::new(Services {
+                store: parts.store,
+                log: parts.log,
+                provider: parts.provider,
+                driver: parts.driver,
+                config: parts.config,
+                metrics: Metrics::default(),
+                isolation: parts.isolation,
+            }),
+            authenticator: parts.authenticator,
+            hubs: Arc::default(),
+        };
+        for record in gateway.services.store.live_sessions().await? {
+            gateway.hub(&record.info.id).await?;
+        }
+        Ok(gateway)
+    }
+
+    /// The engine's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.services.metrics
+    }
+
+    /// Hub tunables.
+    pub fn config(&self) -> &HubConfig {
+        &self.services.config
+    }
+
+    /// Verifies a bearer token; `session_id` is the session the request is about, if any.
+    pub fn authenticate(
+        &self,
+        token: &str,
+        session_id: Option<&str>,
+    ) -> Result<Principal, GatewayError> {
+        self.authenticator.verify(token, session_id)
+    }
+
+    pub(super) async fn hub(&self, session_id: &str) -> Result<HubHandle, GatewayError> {
+        let mut hubs = self.hubs.lock().await;
+        if let Some(hub) = hubs.get(session_id).filter(|hub| !hub.is_closed()) {
+            return Ok(hub.clone());
+        }
+        let record = self
+            .services
+            .store
+            .session(session_id)
+            .await?
+            .ok_or_else(|| GatewayError::NotFound(format!("no session {session_id}")))?;
+        let hub = crate::hub::spawn(self.services.clone(), record).await?;
+        self.services.metrics.hub_started();
+        hubs.insert(session_id.to_owned(), hub.clone());
+        Ok(hub)
+    }
+
+    /// Checks that `principal` may act on the session with `scope`; returns the session.
+    pub(super) async fn access(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+        scope: Scope,
+    ) -> Result<SessionRecord, GatewayError> {
+        let not_found = || GatewayError::NotFound(format!("no session {session_id}"));
+        let record = self
+            .services
+            .store
+            .session(session_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if principal.kind == PrincipalKind::Sandbox {
+            return if principal.session_id.as_deref() == Some(session_id) {
+                Ok(record)
+            } else {
+                Err(not_found())
+            };
+        }
+        if record.info.organization_id != principal.organization_id {
+            return Err(not_found());
+        }
+        if principal
+            .session_id
+            .as_deref()
+            .is_some_and(|only| only != session_id)
+        {
+            return Err(GatewayError::Forbidden(
+                "the token is restricted to another session".into(),
+            ));
+        }
+        if !has_scope(principal, scope) {
+            return Err(GatewayError::Forbidden(format!(
+                "the token lacks the {} scope",
+                serde_json::to_value(scope)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or_default()
+            )));
+        }
+        Ok(record)
+    }
+
+    /// Fails when the store does not answer.
+    pub async fn check_store(&self) -> Result<(), GatewayError> {
+        self.services.store.session("").await?;
+        Ok(())
+    }
+
+    /// Stops every hub and pauses every running agent, so nothing outlives the gateway.
+    pub async fn shutdown(&self) {
+        let hubs: Vec<HubHandle> = self.hubs.lock().await.drain().map(|(_, hub)| hub).collect();
+        for hub in hubs {
+            hub.shutdown().await;
+        }
+    }
+}

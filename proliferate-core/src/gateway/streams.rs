@@ -1,0 +1,99 @@
+//! Reading a session: event pages, the transcript, live subscriptions, the agent proxy.
+
+use super::*;
+
+impl Gateway {
+    /// A page of the session's events after `after_seq`.
+    pub async fn events(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<EventPage, GatewayError> {
+        let record = self.access(principal, session_id, Scope::Read).await?;
+        let stored = self
+            .services
+            .log
+            .read(session_id, after_seq, limit + 1)
+            .await?;
+        let has_more = stored.len() > limit as usize;
+        let events = stored
+            .iter()
+            .take(limit as usize)
+            .filter_map(|event| match serde_json::from_slice(&event.frame) {
+                Ok(ServerFrame::Event(envelope)) => Some(envelope),
+                _ => None,
+            })
+            .collect();
+        Ok(EventPage {
+            events,
+            head_seq: record.info.head_seq,
+            has_more,
+        })
+    }
+
+    /// The session's transcript as of its newest event.
+    pub async fn transcript(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+    ) -> Result<Transcript, GatewayError> {
+        self.access(principal, session_id, Scope::Read).await?;
+        self.hub(session_id).await?.ask(Command::Transcript).await
+    }
+
+    /// Opens a stream of the session's frames from `after_seq` (implicitly resuming a paused
+    /// session). The subscription yields the welcome, the backlog, `replay_done`, then live
+    /// frames.
+    pub async fn connect(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+        after_seq: u64,
+        source: &str,
+    ) -> Result<Subscription, GatewayError> {
+        let record = self.access(principal, session_id, Scope::Read).await?;
+        let hub = self.hub(session_id).await?;
+        let connection_id = format!("con_{}", uuid::Uuid::now_v7().simple());
+        let presence = PresenceEntry {
+            connection_id: connection_id.clone(),
+            subject: principal.subject.clone(),
+            source: source.to_owned(),
+        };
+        let attached = hub.ask(|reply| Command::Connect(presence, reply)).await?;
+        let principal = Principal {
+            organization_id: record.info.organization_id,
+            ..principal.clone()
+        };
+        let welcome = Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            session_id: session_id.to_owned(),
+            connection_id,
+            head_seq: attached.head_seq,
+            status: attached.status,
+            principal,
+            heartbeat_interval_ms: self.services.config.heartbeat_interval.as_millis() as u64,
+            ..Default::default()
+        };
+        Ok(Subscription::new(
+            welcome,
+            after_seq,
+            attached.outlet,
+            self.services.log.clone(),
+            hub,
+        ))
+    }
+
+    /// The base URL of the session's agent, resuming the session first if needed.
+    pub async fn agent_url(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+    ) -> Result<String, GatewayError> {
+        self.access(principal, session_id, Scope::Write).await?;
+        let hub = self.hub(session_id).await?;
+        hub.ask(Command::Resume).await?;
+        hub.ask(Command::AgentUrl).await
+    }
+}
