@@ -321,15 +321,7 @@ impl Translator {
         if part["synthetic"] == true || part["ignored"] == true {
             return;
         }
-        self.ensure_started(&message_id, None, updates);
-        let state = self
-            .parts
-            .entry(part_id.clone())
-            .or_insert_with(|| PartState {
-                message_id,
-                kind,
-                ..Default::default()
-            });
+        let state = self.part_state(&part_id, message_id, kind, updates);
         if kind == PartKind::Tool {
             return tool_updated(&part_id, state, part, updates);
         }
@@ -348,6 +340,25 @@ impl Translator {
         }
     }
 
+    /// The state of a part, created (after its message's start) on first sighting; a part
+    /// first seen as a delta is taken for text until an update says otherwise.
+    fn part_state(
+        &mut self,
+        part_id: &str,
+        message_id: String,
+        kind: PartKind,
+        updates: &mut Vec<AgentUpdate>,
+    ) -> &mut PartState {
+        self.ensure_started(&message_id, None, updates);
+        self.parts
+            .entry(part_id.to_owned())
+            .or_insert_with(|| PartState {
+                message_id,
+                kind,
+                ..Default::default()
+            })
+    }
+
     fn part_delta(&mut self, properties: &Value, updates: &mut Vec<AgentUpdate>) {
         let (part_id, message_id) = (
             string(&properties["partID"]),
@@ -361,14 +372,7 @@ impl Translator {
         {
             return;
         }
-        self.ensure_started(&message_id, None, updates);
-        let state = self
-            .parts
-            .entry(part_id.clone())
-            .or_insert_with(|| PartState {
-                message_id,
-                ..Default::default()
-            });
+        let state = self.part_state(&part_id, message_id, PartKind::Text, updates);
         if state.kind == PartKind::Tool || state.completed {
             return;
         }
