@@ -75,6 +75,29 @@ pub enum Update {
     Unknown(serde_json::Value),
 }
 
+impl Update {
+    /// The update as one JSON object tagged on `type`: `connected` (`welcome`), `event`
+    /// (`event`, the envelope), `replay_done` (`through_seq`), `reset` (`reset`), `presence`
+    /// (`presence`), `reconnecting` (`attempt`, `reason`) or `unknown` (`frame`). Bindings
+    /// hand this shape to their languages.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Self::Connected(welcome) => json!({"type": "connected", "welcome": welcome}),
+            Self::Event(envelope) => json!({"type": "event", "event": envelope}),
+            Self::ReplayDone(through_seq) => {
+                json!({"type": "replay_done", "through_seq": through_seq})
+            }
+            Self::Reset(reset) => json!({"type": "reset", "reset": reset}),
+            Self::Presence(presence) => json!({"type": "presence", "presence": presence}),
+            Self::Reconnecting { attempt, reason } => {
+                json!({"type": "reconnecting", "attempt": attempt, "reason": reason})
+            }
+            Self::Unknown(frame) => json!({"type": "unknown", "frame": frame}),
+        }
+    }
+}
+
 /// Options of [`Connection::send_prompt`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PromptOptions {
@@ -91,15 +114,31 @@ enum Command {
     Close,
 }
 
-/// A live connection to one session. Read it with [`Connection::next`] or as a `Stream`.
-/// Dropping it closes the socket and stops reconnecting.
+/// A live connection to one session. Read it with [`Connection::next`] or as a `Stream`; act on
+/// it through its [`ConnectionHandle`] methods, which it dereferences to. Dropping it closes the
+/// socket and stops reconnecting.
 pub struct Connection {
+    handle: ConnectionHandle,
+    updates: mpsc::Receiver<Result<Update, ClientError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The acting half of a [`Connection`]: cheap to clone and usable while another task reads the
+/// updates. Its calls fail with [`ClientError::Closed`] once the connection is dropped.
+#[derive(Clone)]
+pub struct ConnectionHandle {
     client: Client,
     session_id: String,
-    updates: mpsc::Receiver<Result<Update, ClientError>>,
     commands: mpsc::Sender<Command>,
     last_seq: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::ops::Deref for Connection {
+    type Target = ConnectionHandle;
+
+    fn deref(&self) -> &ConnectionHandle {
+        &self.handle
+    }
 }
 
 impl Drop for Connection {
@@ -126,11 +165,13 @@ impl Connection {
             .run(),
         );
         Self {
-            client,
-            session_id,
+            handle: ConnectionHandle {
+                client,
+                session_id,
+                commands,
+                last_seq,
+            },
             updates,
-            commands,
-            last_seq,
             task,
         }
     }
@@ -140,6 +181,13 @@ impl Connection {
         self.updates.recv().await
     }
 
+    /// A handle to act on this connection from other tasks.
+    pub fn handle(&self) -> ConnectionHandle {
+        self.handle.clone()
+    }
+}
+
+impl ConnectionHandle {
     /// The seq of the last event yielded: the cursor to resume from.
     pub fn last_seq(&self) -> u64 {
         self.last_seq.load(Ordering::Acquire)

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use proliferate_core::protocol::v1::*;
-use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 fn repository_root() -> PathBuf {
@@ -50,32 +49,9 @@ fn fixtures(kind: &str) -> Vec<Fixture> {
         .collect()
 }
 
-fn round_trip<T: Serialize + DeserializeOwned>(json: &Value) -> Result<Value, String> {
-    let decoded: T = serde_json::from_value(json.clone()).map_err(|error| error.to_string())?;
-    Ok(serde_json::to_value(&decoded).unwrap())
-}
-
 /// Decodes `json` as the named wire type and encodes it again.
 fn decode_and_encode(decode_as: &str, json: &Value) -> Result<Value, String> {
-    match decode_as {
-        "ServerFrame" => round_trip::<ServerFrame>(json),
-        "ClientFrame" => round_trip::<ClientFrame>(json),
-        "EventEnvelope" => round_trip::<EventEnvelope>(json),
-        "CreateSessionRequest" => round_trip::<CreateSessionRequest>(json),
-        "SessionInfo" => round_trip::<SessionInfo>(json),
-        "SessionList" => round_trip::<SessionList>(json),
-        "SendMessageRequest" => round_trip::<SendMessageRequest>(json),
-        "PromptAdmission" => round_trip::<PromptAdmission>(json),
-        "CancelOutcome" => round_trip::<CancelOutcome>(json),
-        "PermissionReplyRequest" => round_trip::<PermissionReplyRequest>(json),
-        "EventPage" => round_trip::<EventPage>(json),
-        "SnapshotInfo" => round_trip::<SnapshotInfo>(json),
-        "Transcript" => round_trip::<Transcript>(json),
-        "Health" => round_trip::<Health>(json),
-        "Problem" => round_trip::<Problem>(json),
-        "TokenClaims" => round_trip::<TokenClaims>(json),
-        other => panic!("fixture names an unknown type {other}"),
-    }
+    normalize(decode_as, json).map_err(|error| error.to_string())
 }
 
 #[test]

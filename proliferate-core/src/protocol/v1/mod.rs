@@ -5,6 +5,7 @@
 //! and unknown fields of a known record land in its `extra` map. Both re-encode unchanged, so a
 //! client built against this version keeps working against a newer server.
 
+mod codec;
 mod error;
 mod event;
 mod frame;
@@ -13,6 +14,7 @@ mod schema;
 mod session;
 mod transcript;
 
+pub use codec::{DECODABLE_TYPES, DecodeError, normalize};
 pub use error::{ErrorCode, Problem};
 pub use event::*;
 pub use frame::*;

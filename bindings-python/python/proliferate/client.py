@@ -1,0 +1,265 @@
+"""The asyncio client: lifecycle calls, and live connections that are async iterators."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+from . import _native
+from . import types as wire
+from .protocol import decode, encode
+
+
+@dataclass(frozen=True)
+class ServiceCredentials:
+    """A back end's service credentials: the client signs its own short-lived tokens."""
+
+    name: str
+    """The service's name (the tokens' subject)."""
+    organization: str
+    """The organisation the service acts for."""
+    secret: str
+    """The gateway's service secret."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reconnecting:
+    """The connection broke; it reconnects after a backoff and resumes without loss."""
+
+    attempt: int
+    """Failed attempts in a row so far."""
+    reason: str
+    """Why the last socket ended."""
+
+
+Update = Union[
+    wire.Welcome, wire.EventEnvelope, wire.ReplayDone, wire.Reset, wire.Presence, Reconnecting,
+    wire.Unknown,
+]
+"""What a connection yields: `Welcome` on each (re)connect, each `EventEnvelope` once and in
+order, `ReplayDone` when the backlog is replayed, `Reset` when the cursor was too old (replace all
+state with its transcript), `Presence`, `Reconnecting`, or `Unknown` for frames this version does
+not know."""
+
+Callback = Callable[[Any], Union[None, Awaitable[None]]]
+
+
+def _update(text: str) -> Update:
+    data = json.loads(text)
+    kind = data["type"]
+    if kind == "connected":
+        return decode(wire.Welcome, data["welcome"])
+    if kind == "event":
+        return decode(wire.EventEnvelope, data["event"])
+    if kind == "replay_done":
+        return wire.ReplayDone(through_seq=data["through_seq"])
+    if kind == "reset":
+        return decode(wire.Reset, data["reset"])
+    if kind == "presence":
+        return decode(wire.Presence, data["presence"])
+    if kind == "reconnecting":
+        return Reconnecting(attempt=data["attempt"], reason=data["reason"])
+    frame = data.get("frame", data)
+    return wire.Unknown(type=str(frame.get("type", "")), raw=frame)
+
+
+async def _call(callback: Callback | None, value: Any) -> None:
+    if callback is not None and inspect.isawaitable(result := callback(value)):
+        await result
+
+
+class Connection:
+    """A live connection to one session.
+
+    `async for envelope in connection` yields each event once, in order, across reconnects;
+    `connection.updates()` yields every update. Use it as an async context manager to close it.
+    """
+
+    def __init__(self, native: _native.NativeConnection):
+        self._native = native
+
+    @property
+    def session_id(self) -> str:
+        """The session this connection follows."""
+        return self._native.session_id
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last event yielded: the cursor to resume from."""
+        return self._native.last_seq
+
+    async def next_update(self) -> Update | None:
+        """The next update, or None once the connection is closed. An error is final."""
+        text = await self._native.next()
+        return None if text is None else _update(text)
+
+    async def updates(self) -> AsyncIterator[Update]:
+        """Every update until the connection closes."""
+        while (update := await self.next_update()) is not None:
+            yield update
+
+    async def __aiter__(self) -> AsyncIterator[wire.EventEnvelope]:
+        async for update in self.updates():
+            if isinstance(update, wire.EventEnvelope):
+                yield update
+
+    async def listen(
+        self, on_event: Callback | None = None, on_update: Callback | None = None
+    ) -> None:
+        """Calls `on_event` with each event and `on_update` with every update until the
+        connection closes. Callbacks may be plain functions or coroutines."""
+        async for update in self.updates():
+            await _call(on_update, update)
+            if isinstance(update, wire.EventEnvelope):
+                await _call(on_event, update)
+
+    async def send_prompt(
+        self, content: str, *, prompt_id: str | None = None, images: Sequence[str] = ()
+    ) -> wire.PromptAdmission:
+        """Sends a prompt and returns its admission. A retry with the same `prompt_id` never runs
+        twice; the prompt is resent across reconnects until the gateway answers."""
+        text = await self._native.send_prompt(content, prompt_id, list(images))
+        return decode(wire.PromptAdmission, json.loads(text))
+
+    async def cancel(self) -> bool:
+        """Cancels the running turn; False when none ran."""
+        return json.loads(await self._native.cancel())
+
+    async def cancel_queued(self, prompt_id: str) -> None:
+        """Withdraws a queued prompt."""
+        await self._native.cancel_queued(prompt_id)
+
+    async def reply_permission(self, permission_id: str, decision: wire.PermissionDecision) -> None:
+        """Answers a permission request with `once`, `always` or `reject`."""
+        await self._native.reply_permission(permission_id, decision)
+
+    async def close(self) -> None:
+        """Closes the socket and stops reconnecting; iteration then ends."""
+        await self._native.close()
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exception: object) -> None:
+        await self.close()
+
+
+class Client:
+    """An asyncio client of one gateway. Give a bearer `token` or `service` credentials."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        service: ServiceCredentials | None = None,
+        source: str | None = None,
+        request_timeout: float | None = None,
+        liveness_timeout: float | None = None,
+    ):
+        self._native = _native.NativeClient(
+            base_url,
+            token=token,
+            service_name=service and service.name,
+            service_organization=service and service.organization,
+            service_secret=service and service.secret,
+            source=source,
+            request_timeout=request_timeout,
+            liveness_timeout=liveness_timeout,
+        )
+
+    async def create_session(
+        self,
+        *,
+        title: str | None = None,
+        model: str | None = None,
+        initial_prompt: str | None = None,
+        snapshot_id: str | None = None,
+        metadata: Any = None,
+        idempotency_key: str | None = None,
+    ) -> wire.SessionInfo:
+        """Creates a session; a retry with the same `idempotency_key` returns the same one."""
+        request = wire.CreateSessionRequest(
+            title=title, model=model, initial_prompt=initial_prompt,
+            snapshot_id=snapshot_id, metadata=metadata,
+        )
+        text = await self._native.create_session(json.dumps(encode(type(request), request)), idempotency_key)
+        return decode(wire.SessionInfo, json.loads(text))
+
+    async def list_sessions(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> wire.SessionList:
+        """A page of the organisation's sessions, newest first."""
+        return decode(wire.SessionList, json.loads(await self._native.list_sessions(limit, cursor)))
+
+    async def get_session(self, session_id: str) -> wire.SessionInfo:
+        """One session's info."""
+        return decode(wire.SessionInfo, json.loads(await self._native.get_session(session_id)))
+
+    async def delete_session(self, session_id: str) -> None:
+        """Terminates a session and deletes its sandbox."""
+        await self._native.delete_session(session_id)
+
+    async def pause(self, session_id: str) -> wire.SessionInfo:
+        """Pauses a session, keeping its state."""
+        return decode(wire.SessionInfo, json.loads(await self._native.pause(session_id)))
+
+    async def resume(self, session_id: str) -> wire.SessionInfo:
+        """Resumes a paused session."""
+        return decode(wire.SessionInfo, json.loads(await self._native.resume(session_id)))
+
+    async def snapshot(self, session_id: str) -> wire.SnapshotInfo:
+        """Saves a snapshot of the session's workspace and agent state."""
+        return decode(wire.SnapshotInfo, json.loads(await self._native.snapshot(session_id)))
+
+    async def send_message(
+        self,
+        session_id: str,
+        content: str,
+        *,
+        prompt_id: str | None = None,
+        images: Sequence[str] = (),
+        source: str | None = None,
+    ) -> wire.PromptAdmission:
+        """Sends a prompt over HTTP: the same admission as a connection's `send_prompt`."""
+        request = wire.SendMessageRequest(
+            content=content, prompt_id=prompt_id, images=list(images), source=source
+        )
+        text = await self._native.send_message(session_id, json.dumps(encode(type(request), request)))
+        return decode(wire.PromptAdmission, json.loads(text))
+
+    async def cancel(self, session_id: str) -> bool:
+        """Cancels the running turn; False when none ran."""
+        return json.loads(await self._native.cancel(session_id))
+
+    async def cancel_queued(self, session_id: str, prompt_id: str) -> None:
+        """Withdraws a queued prompt."""
+        await self._native.cancel_queued(session_id, prompt_id)
+
+    async def reply_permission(
+        self, session_id: str, permission_id: str, decision: wire.PermissionDecision
+    ) -> None:
+        """Answers a permission request with `once`, `always` or `reject`."""
+        await self._native.reply_permission(session_id, permission_id, decision)
+
+    async def events(
+        self, session_id: str, *, after_seq: int = 0, limit: int = 500
+    ) -> wire.EventPage:
+        """A page of the session's durable events after `after_seq`."""
+        text = await self._native.events(session_id, after_seq, limit)
+        return decode(wire.EventPage, json.loads(text))
+
+    async def transcript(self, session_id: str) -> wire.Transcript:
+        """The session's transcript as the server folded it."""
+        return decode(wire.Transcript, json.loads(await self._native.transcript(session_id)))
+
+    def connect(self, session_id: str, *, after_seq: int = 0) -> Connection:
+        """Opens a live connection: it replays events after `after_seq`, then follows the session,
+        reconnecting and resuming on its own."""
+        return Connection(self._native.connect(session_id, after_seq))
+
+
+__all__ = ["Client", "Connection", "Reconnecting", "ServiceCredentials", "Update"]

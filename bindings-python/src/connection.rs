@@ -1,0 +1,108 @@
+//! A live connection: a pull-based stream of updates plus the calls that act on it.
+
+use std::sync::Arc;
+
+use proliferate_client::protocol::v1::PermissionDecision;
+use proliferate_client::{ClientError, Connection, ConnectionHandle, PromptOptions};
+use pyo3::prelude::*;
+use tokio::sync::Mutex;
+
+use crate::client::awaitable;
+use crate::protocol::parse;
+use crate::runtime;
+
+/// One connection to a session. Dropping it closes the socket.
+#[pyclass(frozen, module = "proliferate._native")]
+pub(crate) struct NativeConnection {
+    updates: Arc<Mutex<Connection>>,
+    handle: ConnectionHandle,
+}
+
+impl NativeConnection {
+    pub(crate) fn new(connection: Connection) -> Self {
+        Self {
+            handle: connection.handle(),
+            updates: Arc::new(Mutex::new(connection)),
+        }
+    }
+}
+
+#[pymethods]
+impl NativeConnection {
+    /// The next update as JSON (see `Update::to_json`), or `None` once closed.
+    fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let updates = self.updates.clone();
+        runtime::spawn(py, async move {
+            let update = updates.lock().await.next().await.transpose()?;
+            Ok(update.map(|update| update.to_json().to_string()))
+        })
+    }
+
+    /// The seq of the last event yielded: the cursor to resume from.
+    #[getter]
+    fn last_seq(&self) -> u64 {
+        self.handle.last_seq()
+    }
+
+    /// The session this connection follows.
+    #[getter]
+    fn session_id(&self) -> &str {
+        self.handle.session_id()
+    }
+
+    /// Sends a prompt and resolves to its admission (JSON) once the gateway admits it.
+    #[pyo3(signature = (content, prompt_id=None, images=Vec::new()))]
+    fn send_prompt<'py>(
+        &self,
+        py: Python<'py>,
+        content: String,
+        prompt_id: Option<String>,
+        images: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let handle = self.handle.clone();
+        awaitable(py, async move {
+            handle
+                .send_prompt(content, PromptOptions { prompt_id, images })
+                .await
+        })
+    }
+
+    /// Cancels the running turn; resolves to false when none ran.
+    fn cancel<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let handle = self.handle.clone();
+        awaitable(py, async move { handle.cancel().await })
+    }
+
+    /// Withdraws a queued prompt.
+    fn cancel_queued<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let handle = self.handle.clone();
+        awaitable(py, async move { handle.cancel_queued(&prompt_id).await })
+    }
+
+    /// Answers a permission request with `once`, `always` or `reject`.
+    fn reply_permission<'py>(
+        &self,
+        py: Python<'py>,
+        permission_id: String,
+        decision: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let decision: PermissionDecision = parse(&serde_json::Value::from(decision).to_string())?;
+        let handle = self.handle.clone();
+        awaitable(py, async move {
+            handle.reply_permission(&permission_id, decision).await
+        })
+    }
+
+    /// Closes the socket and stops reconnecting; `next` then resolves to `None`.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let handle = self.handle.clone();
+        awaitable(py, async move {
+            handle.close().await;
+            Ok::<_, ClientError>(())
+        })
+    }
+}

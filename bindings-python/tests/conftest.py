@@ -1,0 +1,90 @@
+"""Starts the real `proliferate-server` (real OpenCode, scripted model) once for the suite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import subprocess
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+import proliferate
+from proliferate import types
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "fixtures"
+
+
+def server_program() -> str:
+    """The server binary: `PROLIFERATE_SERVER_BIN`, or the one `cargo build` put in the target."""
+    if program := os.environ.get("PROLIFERATE_SERVER_BIN"):
+        return program
+    cache = pathlib.Path(os.environ.get("PROLIFERATE_CACHE", pathlib.Path.home() / ".cache/proliferate"))
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", cache / "target"))
+    return str(target / "debug" / "proliferate-server")
+
+
+class Server:
+    """A running server and a way to mint its tokens."""
+
+    def __init__(self, data_dir: pathlib.Path):
+        self.data_dir = data_dir
+        self.process = subprocess.Popen(
+            [server_program(), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+            stdout=subprocess.PIPE,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            text=True,
+        )
+        line = self.process.stdout.readline()
+        assert "listening on " in line, f"the server did not start: {line!r}"
+        self.url = line.strip().rsplit(" ", 1)[-1]
+
+    def token(self, subject: str = "tester", organization: str = "acme") -> str:
+        return subprocess.run(
+            [server_program(), "token", "--data-dir", str(self.data_dir), "--subject", subject,
+             "--organization", organization, "--scopes", "read,write,admin"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+
+    def service_secret(self) -> str:
+        return (self.data_dir / "secrets" / "service").read_text().strip()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    with tempfile.TemporaryDirectory(prefix="proliferate-python-") as data_dir:
+        running = Server(pathlib.Path(data_dir))
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+@pytest.fixture(scope="session")
+def token(server: Server) -> str:
+    return server.token()
+
+
+@pytest.fixture
+def client(server: Server, token: str) -> proliferate.Client:
+    return proliferate.Client(server.url, token=token, source="python-tests")
+
+
+async def until_running(connection: proliferate.Connection) -> None:
+    """Reads updates until the session's agent is up."""
+    async with asyncio.timeout(120):
+        async for update in connection.updates():
+            if isinstance(update, types.Welcome) and update.status == "running":
+                return
+            if isinstance(update, types.EventEnvelope) and isinstance(update.event, types.StatusChanged):
+                assert update.event.status != "failed", f"the session failed: {update.event.reason}"
+                if update.event.status == "running":
+                    return
+    raise AssertionError("the connection closed before the session ran")

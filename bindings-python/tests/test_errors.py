@@ -1,0 +1,60 @@
+"""Errors carry the protocol's codes, one exception class per code, and lose nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+import proliferate
+from proliferate import errors
+
+
+async def test_a_bad_token_is_unauthenticated(server) -> None:
+    client = proliferate.Client(server.url, token="not-a-token")
+    with pytest.raises(errors.UnauthenticatedError) as raised:
+        await client.list_sessions()
+    assert raised.value.code == "unauthenticated" and raised.value.status == 401
+    assert isinstance(raised.value, proliferate.ProliferateError)
+
+
+async def test_another_organisations_token_cannot_see_the_session(server, client) -> None:
+    session = await client.create_session(title="private")
+    stranger = proliferate.Client(server.url, token=server.token("eve", "other"))
+    with pytest.raises(errors.NotFoundError) as raised:
+        await stranger.get_session(session.id)
+    assert raised.value.code == "not_found"
+    await client.delete_session(session.id)
+
+
+async def test_an_unknown_session_is_not_found(client) -> None:
+    with pytest.raises(errors.NotFoundError, match="not_found"):
+        await client.get_session("ses_does_not_exist")
+
+
+async def test_bad_input_is_a_bad_request_and_loses_nothing(client) -> None:
+    session = await client.create_session()
+    with pytest.raises(errors.BadRequestError):
+        await client.reply_permission(session.id, "per_x", "maybe")
+    with pytest.raises(errors.BadRequestError):
+        await client.send_message(session.id, "")
+    assert (await client.get_session(session.id)).id == session.id
+    await client.delete_session(session.id)
+
+
+async def test_an_unreachable_gateway_keeps_its_cause() -> None:
+    client = proliferate.Client("http://127.0.0.1:9", token="t", request_timeout=5)
+    with pytest.raises(errors.UnavailableError) as raised:
+        await client.list_sessions()
+    assert isinstance(raised.value.__cause__, ConnectionError)
+
+
+def test_configuration_errors_are_raised_at_once() -> None:
+    with pytest.raises(proliferate.ProliferateError, match="either a token"):
+        proliferate.Client("http://127.0.0.1:9")
+
+
+async def test_service_credentials_sign_their_own_tokens(server) -> None:
+    service = proliferate.ServiceCredentials("billing-bot", "acme", server.service_secret())
+    client = proliferate.Client(server.url, service=service)
+    session = await client.create_session(title="from a service")
+    assert session.created_by == "billing-bot"
+    await client.delete_session(session.id)
