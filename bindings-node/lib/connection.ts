@@ -1,0 +1,126 @@
+// A live connection: an async iterator of events, with callbacks for those who prefer them.
+
+import type { NativeConnection } from "../native/index.js";
+import { abortable, fromNative, native } from "./errors";
+import type * as wire from "./types";
+
+/** What a connection yields, tagged on `type`. */
+export type Update =
+  | { type: "connected"; welcome: wire.Welcome }
+  | { type: "event"; event: wire.EventEnvelope }
+  | { type: "replay_done"; through_seq: number }
+  | { type: "reset"; reset: wire.Reset }
+  | { type: "presence"; presence: wire.Presence }
+  | { type: "reconnecting"; attempt: number; reason: string }
+  | { type: "unknown"; frame: Record<string, unknown> };
+
+/** Options of `client.connect`. Giving any callback starts delivery to the callbacks at once;
+ * then do not also iterate the connection. */
+export interface ConnectOptions {
+  /** Resume after this seq: the last one the application processed (0 replays everything). */
+  afterSeq?: number;
+  /** Give up after this many failed reconnects in a row; retries forever when absent. */
+  maxReconnectAttempts?: number;
+  /** Closes the connection when it aborts. */
+  signal?: AbortSignal;
+  /** Each durable event, once and in order, across reconnects. */
+  onEvent?: (envelope: wire.EventEnvelope) => void | Promise<void>;
+  /** Every update, events included. */
+  onUpdate?: (update: Update) => void | Promise<void>;
+  /** Each (re)connection the gateway accepted. */
+  onOpen?: (welcome: wire.Welcome) => void;
+  /** The connection broke and retries after a backoff. */
+  onReconnect?: (attempt: number, reason: string) => void;
+  /** The connection failed for good (attempts exhausted, or a fatal error). */
+  onReconnectFailed?: (error: unknown) => void;
+  /** The connection ended, after `close()` or a final failure. */
+  onClose?: () => void;
+}
+
+/** Options of `sendPrompt`. */
+export interface PromptOptions {
+  /** The prompt's id; a retry with the same id never runs twice. Generated when absent. */
+  promptId?: string;
+  /** Attached images, as `data:` URIs or URLs. */
+  images?: string[];
+  /** Stops waiting for the admission when it aborts. */
+  signal?: AbortSignal;
+}
+
+/** A live connection to one session. `for await (const envelope of connection)` yields each event
+ * once, in order, across reconnects; `connection.updates()` yields every update. */
+export class SyncConnection implements AsyncIterable<wire.EventEnvelope> {
+  /** @internal */
+  constructor(private readonly inner: NativeConnection, options: ConnectOptions = {}) {
+    options.signal?.addEventListener("abort", () => void this.close(), { once: true });
+    const callbacks = [options.onEvent, options.onUpdate, options.onOpen, options.onReconnect, options.onReconnectFailed, options.onClose];
+    if (callbacks.some((callback) => callback)) void this.deliver(options);
+  }
+
+  /** The session this connection follows. */
+  get sessionId(): string {
+    return this.inner.sessionId;
+  }
+
+  /** The seq of the last event yielded: the cursor to resume from. */
+  get lastSeq(): number {
+    return this.inner.lastSeq;
+  }
+
+  /** The next update, or `null` once the connection is closed. A failure is final. */
+  async next(): Promise<Update | null> {
+    const text = await native(() => this.inner.next());
+    return text === null ? null : (JSON.parse(text) as Update);
+  }
+
+  /** Every update until the connection closes. */
+  async *updates(): AsyncGenerator<Update> {
+    for (let update = await this.next(); update !== null; update = await this.next()) yield update;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<wire.EventEnvelope> {
+    for await (const update of this.updates()) if (update.type === "event") yield update.event;
+  }
+
+  /** Sends a prompt and resolves to its admission. It is resent across reconnects, with the same
+   * id, until the gateway answers. */
+  async sendPrompt(content: string, options: PromptOptions = {}): Promise<wire.PromptAdmission> {
+    const call = () => native(() => this.inner.sendPrompt(content, options.promptId, options.images));
+    return JSON.parse(await abortable(call, options.signal));
+  }
+
+  /** Cancels the running turn; resolves to `false` when none ran. */
+  async sendCancel(): Promise<boolean> {
+    return JSON.parse(await native(() => this.inner.cancel()));
+  }
+
+  /** Withdraws a queued prompt. */
+  async cancelQueued(promptId: string): Promise<void> {
+    await native(() => this.inner.cancelQueued(promptId));
+  }
+
+  /** Answers a permission request. */
+  async replyPermission(permissionId: string, decision: wire.PermissionDecision): Promise<void> {
+    await native(() => this.inner.replyPermission(permissionId, JSON.stringify(decision)));
+  }
+
+  /** Closes the socket and stops reconnecting; iteration then ends. */
+  async close(): Promise<void> {
+    await this.inner.close();
+  }
+
+  private async deliver(options: ConnectOptions): Promise<void> {
+    try {
+      for await (const update of this.updates()) {
+        await options.onUpdate?.(update);
+        if (update.type === "event") await options.onEvent?.(update.event);
+        else if (update.type === "connected") options.onOpen?.(update.welcome);
+        else if (update.type === "reconnecting") options.onReconnect?.(update.attempt, update.reason);
+      }
+    } catch (error) {
+      options.onReconnectFailed?.(fromNative(error));
+    } finally {
+      options.onClose?.();
+    }
+  }
+}

@@ -1,0 +1,10 @@
+// Proliferate for Node.js: run coding agents in sandboxes and stream their work live.
+
+export { createSyncClient, SyncClient } from "./client";
+export type { CallOptions, ClientAuth, SyncClientOptions } from "./client";
+export { SyncConnection } from "./connection";
+export type { ConnectOptions, PromptOptions, Update } from "./connection";
+export { ProliferateError } from "./errors";
+export type { ErrorCode } from "./errors";
+export { decodeAs, TranscriptReducer } from "./protocol";
+export * from "./types";

@@ -1,0 +1,96 @@
+//! A live connection: a pull-based stream of updates plus the calls that act on it.
+
+use std::sync::Arc;
+
+use napi_derive::napi;
+use proliferate_client::{Connection, ConnectionHandle, PromptOptions};
+use tokio::sync::Mutex;
+
+use crate::client::answer;
+use crate::error::to_javascript;
+use crate::protocol::parse;
+
+/// One connection to a session. Closing it, or collecting it, closes the socket.
+#[napi]
+pub struct NativeConnection {
+    updates: Arc<Mutex<Connection>>,
+    handle: ConnectionHandle,
+}
+
+impl NativeConnection {
+    pub(crate) fn new(connection: Connection) -> Self {
+        Self {
+            handle: connection.handle(),
+            updates: Arc::new(Mutex::new(connection)),
+        }
+    }
+}
+
+#[napi]
+impl NativeConnection {
+    /// The next update as JSON (see `Update::to_json`), or `null` once closed.
+    #[napi]
+    pub async fn next(&self) -> napi::Result<Option<String>> {
+        match self.updates.lock().await.next().await {
+            Some(Ok(update)) => Ok(Some(update.to_json().to_string())),
+            Some(Err(error)) => Err(to_javascript(error)),
+            None => Ok(None),
+        }
+    }
+
+    /// The seq of the last event yielded: the cursor to resume from.
+    #[napi(getter)]
+    pub fn last_seq(&self) -> i64 {
+        i64::try_from(self.handle.last_seq()).unwrap_or(i64::MAX)
+    }
+
+    /// The session this connection follows.
+    #[napi(getter)]
+    pub fn session_id(&self) -> String {
+        self.handle.session_id().to_owned()
+    }
+
+    /// Sends a prompt and resolves to its admission (JSON) once the gateway admits it.
+    #[napi]
+    pub async fn send_prompt(
+        &self,
+        content: String,
+        prompt_id: Option<String>,
+        images: Option<Vec<String>>,
+    ) -> napi::Result<String> {
+        let options = PromptOptions {
+            prompt_id,
+            images: images.unwrap_or_default(),
+        };
+        answer(self.handle.send_prompt(content, options).await)
+    }
+
+    /// Cancels the running turn; resolves to `false` when none ran.
+    #[napi]
+    pub async fn cancel(&self) -> napi::Result<String> {
+        answer(self.handle.cancel().await)
+    }
+
+    /// Withdraws a queued prompt.
+    #[napi]
+    pub async fn cancel_queued(&self, prompt_id: String) -> napi::Result<String> {
+        answer(self.handle.cancel_queued(&prompt_id).await)
+    }
+
+    /// Answers a permission request with `"once"`, `"always"` or `"reject"` (JSON).
+    #[napi]
+    pub async fn reply_permission(
+        &self,
+        permission_id: String,
+        decision: String,
+    ) -> napi::Result<String> {
+        let decision = parse(&decision)?;
+        answer(self.handle.reply_permission(&permission_id, decision).await)
+    }
+
+    /// Closes the socket and stops reconnecting; `next` then resolves to `null`.
+    #[napi]
+    pub async fn close(&self) {
+        self.handle.close().await;
+    }
+}
