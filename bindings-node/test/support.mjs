@@ -23,8 +23,10 @@ export async function startServer() {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
   });
   const lines = createInterface({ input: child.stdout });
+  // The first line that says where it listens; log lines may come before it (readline keeps
+  // reading after it, so the server never blocks on a full pipe).
   const [line] = await Promise.race([
-    new Promise((resolve) => lines.once("line", (first) => resolve([first]))),
+    new Promise((resolve) => lines.on("line", (each) => each.includes("listening on ") && resolve([each]))),
     new Promise((_, reject) => child.once("exit", (code) => reject(new Error(`the server exited with ${code}`)))),
   ]);
   if (!line.includes("listening on ")) throw new Error(`the server did not start: ${line}`);
@@ -40,7 +42,9 @@ export async function startServer() {
     async stop() {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");
+      const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
       await exited;
+      clearTimeout(killer);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

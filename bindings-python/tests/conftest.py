@@ -7,6 +7,7 @@ import os
 import pathlib
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -38,9 +39,14 @@ class Server:
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
             text=True,
         )
-        line = self.process.stdout.readline()
-        assert "listening on " in line, f"the server did not start: {line!r}"
+        # The first line that says where it listens; log lines may come before it.
+        line = ""
+        while "listening on " not in line:
+            line = self.process.stdout.readline()
+            assert line, "the server exited before it listened"
         self.url = line.strip().rsplit(" ", 1)[-1]
+        # Keep reading, so the server never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in self.process.stdout], daemon=True).start()
 
     def token(self, subject: str = "tester", organization: str = "acme") -> str:
         return subprocess.run(
@@ -54,7 +60,11 @@ class Server:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 @pytest.fixture(scope="session")

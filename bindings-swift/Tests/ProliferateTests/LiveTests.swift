@@ -1,0 +1,240 @@
+// The shared scenarios, reconnect without loss, subscriptions and the error paths, against the
+// real server.
+
+import Foundation
+import XCTest
+
+@testable import Proliferate
+
+final class LiveTests: XCTestCase {
+    static var server: TestServer!
+
+    override class func setUp() {
+        super.setUp()
+        server = try! TestServer()
+    }
+
+    override class func tearDown() {
+        server.stop()
+        super.tearDown()
+    }
+
+    var server: TestServer { Self.server }
+
+    func promptOf(_ event: Event, running: String?) -> String? {
+        switch event {
+        case let .userMessage(_, promptId, _, _, _, _), let .turnStarted(promptId), let .turnCompleted(promptId),
+            let .turnCancelled(promptId, _), let .queuedPromptCancelled(promptId, _):
+            return promptId
+        case let .agentError(_, _, promptId):
+            return promptId
+        default:
+            return running
+        }
+    }
+
+    func simplify(_ transcript: Transcript) -> [[String: Any]] {
+        transcript.messages.map { message in
+            var text = ""
+            var tools: [[String: String]] = []
+            for part in message.parts {
+                if case let .text(_, partText, _) = part { text += partText }
+                if case let .tool(_, _, tool, status, _, _, _, _) = part { tools.append(["tool": tool, "status": status]) }
+            }
+            return ["role": message.role, "text": text, "tools": tools]
+        }
+    }
+
+    func testEverySharedScenarioReplays() async throws {
+        let folder = Environment.repository.appendingPathComponent("fixtures/scenarios")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".json") }.sorted()
+        XCTAssertGreaterThanOrEqual(names.count, 4)
+        let client = try server.client()
+        for name in names {
+            let data = try Data(contentsOf: folder.appendingPathComponent(name))
+            let scenario = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+            let session = try await client.createSession(request: CreateSessionRequest())
+            let connection = await client.connect(sessionId: session.id)
+            let watchdog = deadline(240, connection)
+            defer { watchdog.cancel() }
+            try await untilRunning(connection)
+            let reducer = TranscriptReducer(sessionId: session.id)
+            var seen: [EventEnvelope] = []
+            for step in scenario["steps"] as! [[String: Any]] {
+                if let prompt = step["send_prompt"] as? [String: Any] {
+                    let admission = try await connection.sendPrompt(content: prompt["content"] as! String, promptId: prompt["prompt_id"] as? String)
+                    XCTAssertEqual(Int(admission.queuePosition), prompt["queue_position"] as? Int, name)
+                } else if let wait = step["wait_for"] as? [String: Any] {
+                    let wanted = wait["event"] as! String
+                    let promptId = wait["prompt_id"] as? String
+                    let matches = { (envelope: EventEnvelope, running: String?) in
+                        envelope.eventType == wanted && (promptId == nil || self.promptOf(envelope.event, running: running) == promptId)
+                    }
+                    if !seen.contains(where: { matches($0, nil) }) {
+                        var running = try reducer.transcript().runningPromptId
+                        let read = try await eventsUntil(connection) { envelope in
+                            if case let .turnStarted(started) = envelope.event { running = started }
+                            return matches(envelope, running)
+                        }
+                        for envelope in read { _ = try reducer.apply(envelope: envelope) }
+                        seen += read
+                    }
+                } else if step["cancel"] != nil {
+                    let cancelled = try await connection.cancel()
+                    XCTAssertTrue(cancelled, "\(name): a turn was running")
+                } else if let cancel = step["cancel_queued"] as? [String: Any] {
+                    try await connection.cancelQueued(promptId: cancel["prompt_id"] as! String)
+                } else {
+                    XCTFail("\(name): unknown step \(step)")
+                }
+            }
+            var expected = (scenario["expect"] as! [String: Any])["events_in_order"] as! [String]
+            let kinds = seen.map(\.eventType)
+            for kind in kinds where kind == expected.first { expected.removeFirst() }
+            XCTAssertEqual(expected, [], "\(name): missing in order from \(kinds)")
+
+            let serverTranscript = try await client.transcript(sessionId: session.id)
+            if try reducer.transcript().throughSeq < serverTranscript.throughSeq {
+                let target = serverTranscript.throughSeq
+                for envelope in try await eventsUntil(connection, { $0.seq >= target }) {
+                    _ = try reducer.apply(envelope: envelope)
+                }
+            }
+            XCTAssertEqual(try reducer.transcript(), serverTranscript, "\(name): the reducer and the server agree")
+            let actual = simplify(serverTranscript)
+            let wanted = (scenario["expect"] as! [String: Any])["transcript"] as! [[String: Any]]
+            XCTAssertEqual(actual.count, wanted.count, "\(name): \(actual)")
+            for (message, expectation) in zip(actual, wanted) {
+                XCTAssertEqual(message["role"] as? String, expectation["role"] as? String, name)
+                XCTAssertEqual((message["tools"] as! [[String: String]]) as NSArray, expectation["tools"] as! NSArray, name)
+                if let text = expectation["text"] as? String { XCTAssertEqual(message["text"] as? String, text, name) }
+            }
+            await connection.close()
+            try await client.deleteSession(sessionId: session.id)
+        }
+    }
+
+    func testReconnectsAfterSilenceWithoutLoss() async throws {
+        // A server of its own: this test freezes it.
+        let frozen = try TestServer()
+        defer { frozen.stop() }
+        let client = try Client(options: ClientOptions(
+            baseUrl: frozen.url, token: try frozen.token(), source: "swift-tests", livenessTimeoutMs: 1000))
+        let session = try await client.createSession(request: CreateSessionRequest(title: "silence"))
+        let connection = await client.connect(sessionId: session.id)
+        let watchdog = deadline(240, connection)
+        defer { watchdog.cancel() }
+        try await untilRunning(connection)
+        let words = (1...400).map { "w\($0)" }.joined(separator: " ")
+        _ = try await connection.sendPrompt(content: "[[delay:20]] [[say:\(words)]]")
+        var seqs: [UInt64] = []
+        var reconnects = 0
+        var froze = false
+        reading: while let update = try await connection.next() {
+            switch update {
+            case .reconnecting:
+                reconnects += 1
+            case let .event(envelope):
+                seqs.append(envelope.seq)
+                if case .textDelta = envelope.event, !froze, seqs.count > 20 {
+                    froze = true
+                    try await frozen.freeze(seconds: 3)
+                }
+                if envelope.eventType == "turn_completed" { break reading }
+            default:
+                continue
+            }
+        }
+        XCTAssertTrue(froze)
+        XCTAssertGreaterThanOrEqual(reconnects, 1)
+        // The status events before `running` were read by `untilRunning`; the rest arrive once each.
+        let first = try XCTUnwrap(seqs.first)
+        XCTAssertEqual(seqs, Array(first..<first + UInt64(seqs.count)), "every seq once, in order")
+        let page = try await client.events(sessionId: session.id, afterSeq: first - 1, limit: 10000)
+        XCTAssertEqual(Array(page.map(\.seq).prefix(seqs.count)), seqs)
+        await connection.close()
+        try await client.deleteSession(sessionId: session.id)
+    }
+
+    func testEventSequenceStreamsATurnAndCancelsItsSubscription() async throws {
+        let client = try server.client()
+        let session = try await client.createSession(request: CreateSessionRequest(title: "sequence"))
+        let connection = await client.connect(sessionId: session.id)
+        let watchdog = deadline(240, connection)
+        defer { watchdog.cancel() }
+        let admission = try await connection.sendPrompt(content: "[[say:streamed to swift]]")
+        var text = ""
+        for try await envelope in connection.events() {
+            if case let .textDelta(_, _, delta) = envelope.event { text += delta }
+            if case let .turnCompleted(promptId) = envelope.event, promptId == admission.promptId { break }
+        }
+        XCTAssertEqual(text, "streamed to swift")
+        // Ending the iteration cancelled the subscription, so the connection can be read again.
+        _ = try await connection.sendPrompt(content: "[[say:again]]")
+        let next = try await connection.next()
+        XCTAssertNotNil(next)
+        await connection.close()
+        try await client.deleteSession(sessionId: session.id)
+    }
+
+    func testErrorsCarryTheProtocolCodes() async throws {
+        let stranger = try Client(baseURL: server.url, token: "not-a-token")
+        do {
+            _ = try await stranger.listSessions()
+            XCTFail("a bad token is refused")
+        } catch let error as ProliferateError {
+            XCTAssertEqual(error.code, "unauthenticated")
+            guard case let .Api(_, _, status) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(status, 401)
+        }
+        let client = try server.client()
+        do {
+            _ = try await client.getSession(sessionId: "ses_does_not_exist")
+            XCTFail("an unknown session is not found")
+        } catch let error as ProliferateError {
+            XCTAssertEqual(error.code, "not_found")
+        }
+        let session = try await client.createSession(request: CreateSessionRequest())
+        let other = try server.client(subject: "eve", organization: "other")
+        do {
+            _ = try await other.getSession(sessionId: session.id)
+            XCTFail("another organisation cannot see the session")
+        } catch let error as ProliferateError {
+            XCTAssertEqual(error.code, "not_found")
+        }
+        do {
+            try await client.replyPermission(sessionId: session.id, permissionId: "per_x", decision: "maybe")
+            XCTFail("a bad decision is a bad request")
+        } catch let error as ProliferateError {
+            XCTAssertEqual(error.code, "bad_request")
+        }
+        do {
+            _ = try await client.sendMessage(sessionId: session.id, content: "")
+            XCTFail("an empty prompt is a bad request")
+        } catch let error as ProliferateError {
+            XCTAssertEqual(error.code, "bad_request")
+        }
+        let unchanged = try await client.getSession(sessionId: session.id)
+        XCTAssertEqual(unchanged.id, session.id)
+        let nowhere = try Client(options: ClientOptions(baseUrl: "http://127.0.0.1:9", token: "t", requestTimeoutMs: 5000))
+        do {
+            _ = try await nowhere.listSessions()
+            XCTFail("an unreachable gateway is unavailable")
+        } catch let error as ProliferateError {
+            XCTAssertEqual(error.code, "unavailable")
+        }
+        XCTAssertThrowsError(try Client(options: ClientOptions(baseUrl: "not a url", token: "t"))) { error in
+            XCTAssertEqual((error as? ProliferateError)?.code, "internal")
+        }
+        try await client.deleteSession(sessionId: session.id)
+    }
+
+    func testServiceCredentialsSignTheirOwnTokens() async throws {
+        let service = try Client(options: ClientOptions(
+            baseUrl: server.url, serviceName: "ios-backend", serviceOrganization: "acme",
+            serviceSecret: try server.serviceSecret()))
+        let session = try await service.createSession(request: CreateSessionRequest(title: "from a service"))
+        XCTAssertEqual(session.createdBy, "ios-backend")
+        try await service.deleteSession(sessionId: session.id)
+    }
+}

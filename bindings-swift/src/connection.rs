@@ -1,0 +1,154 @@
+//! A live connection: pull with `next`, or subscribe with a listener and an explicit cancel
+//! handle (cancellation does not cross UniFFI, so a subscription stops only when told or
+//! dropped).
+
+use std::sync::Arc;
+
+use proliferate_client::{ConnectionHandle, PromptOptions};
+use tokio::sync::Mutex;
+use tokio::task::AbortHandle;
+
+use crate::client::decision_from;
+use crate::error::ProliferateError;
+use crate::protocol::{convert, update};
+use crate::records::{PromptAdmission, Update};
+
+/// Receives a subscription's updates, on a runtime thread.
+#[uniffi::export(with_foreign)]
+pub trait UpdateListener: Send + Sync {
+    /// The next update.
+    fn on_update(&self, update: Update);
+    /// The connection failed for good; `on_closed` follows.
+    fn on_error(&self, error: ProliferateError);
+    /// The subscription ended: closed, cancelled or failed.
+    fn on_closed(&self);
+}
+
+/// Stops a subscription. Dropping it stops the subscription too.
+#[derive(uniffi::Object)]
+pub struct CancelHandle {
+    task: AbortHandle,
+}
+
+#[uniffi::export]
+impl CancelHandle {
+    /// Stops the subscription now; the listener hears nothing more.
+    pub fn cancel(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for CancelHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One connection to a session. Read it with `next` or `subscribe`, not both.
+#[derive(uniffi::Object)]
+pub struct Connection {
+    updates: Arc<Mutex<proliferate_client::Connection>>,
+    handle: ConnectionHandle,
+}
+
+impl Connection {
+    pub(crate) fn new(connection: proliferate_client::Connection) -> Self {
+        Self {
+            handle: connection.handle(),
+            updates: Arc::new(Mutex::new(connection)),
+        }
+    }
+}
+
+#[uniffi::export]
+impl Connection {
+    /// The seq of the last event yielded: the cursor to resume from.
+    pub fn last_seq(&self) -> u64 {
+        self.handle.last_seq()
+    }
+
+    /// The session this connection follows.
+    pub fn session_id(&self) -> String {
+        self.handle.session_id().to_owned()
+    }
+}
+
+export! {
+impl Connection {
+    /// The next update, or nothing once the connection is closed. A failure is final.
+    pub async fn next(&self) -> Result<Option<Update>, ProliferateError> {
+        match self.updates.lock().await.next().await {
+            Some(Ok(next)) => Ok(Some(update(&next)?)),
+            Some(Err(error)) => Err(error.into()),
+            None => Ok(None),
+        }
+    }
+
+    /// Delivers every update to `listener` until the connection closes or the returned handle
+    /// cancels (or is dropped).
+    pub async fn subscribe(&self, listener: Arc<dyn UpdateListener>) -> Arc<CancelHandle> {
+        let updates = self.updates.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let next = updates.lock().await.next().await;
+                match next.map(|result| result.map_err(ProliferateError::from)) {
+                    Some(Ok(next)) => match update(&next) {
+                        Ok(value) => listener.on_update(value),
+                        Err(error) => {
+                            listener.on_error(error);
+                            break;
+                        }
+                    },
+                    Some(Err(error)) => {
+                        listener.on_error(error);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            listener.on_closed();
+        });
+        Arc::new(CancelHandle {
+            task: task.abort_handle(),
+        })
+    }
+
+    /// Sends a prompt and returns its admission; resent across reconnects, with the same id,
+    /// until the gateway answers.
+    #[uniffi::method(default(prompt_id = None, images = []))]
+    pub async fn send_prompt(
+        &self,
+        content: String,
+        prompt_id: Option<String>,
+        images: Vec<String>,
+    ) -> Result<PromptAdmission, ProliferateError> {
+        let options = PromptOptions { prompt_id, images };
+        convert(&self.handle.send_prompt(content, options).await?)
+    }
+
+    /// Cancels the running turn; false when none ran.
+    pub async fn cancel(&self) -> Result<bool, ProliferateError> {
+        Ok(self.handle.cancel().await?)
+    }
+
+    /// Withdraws a queued prompt.
+    pub async fn cancel_queued(&self, prompt_id: String) -> Result<(), ProliferateError> {
+        Ok(self.handle.cancel_queued(&prompt_id).await?)
+    }
+
+    /// Answers a permission request with `once`, `always` or `reject`.
+    pub async fn reply_permission(
+        &self,
+        permission_id: String,
+        decision: String,
+    ) -> Result<(), ProliferateError> {
+        let decision = decision_from(&decision)?;
+        Ok(self.handle.reply_permission(&permission_id, decision).await?)
+    }
+
+    /// Closes the socket and stops reconnecting; `next` then returns nothing.
+    pub async fn close(&self) {
+        self.handle.close().await;
+    }
+}
+}
