@@ -98,7 +98,7 @@ impl Update {
     }
 }
 
-/// Options of [`Connection::send_prompt`].
+/// Options of [`ConnectionHandle::send_prompt`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PromptOptions {
     /// The prompt's id; a retry with the same id never runs twice. Generated when absent.
