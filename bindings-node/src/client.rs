@@ -8,12 +8,17 @@ use proliferate_client::{Auth, Client, ClientError, ConnectionOptions, Reconnect
 use serde::Serialize;
 
 use crate::connection::NativeConnection;
-use crate::error::to_javascript;
+use crate::error::{bad_request, to_javascript};
 use crate::protocol::{encode, parse};
 
 /// Awaits a client call and encodes its answer.
 pub(crate) fn answer<T: Serialize>(result: Result<T, ClientError>) -> napi::Result<String> {
     encode(&result.map_err(to_javascript)?)
+}
+
+/// A seq cursor from JavaScript; negative ones are refused.
+fn cursor(after_seq: i64) -> napi::Result<u64> {
+    u64::try_from(after_seq).map_err(|_| bad_request(format!("after_seq {after_seq} is negative")))
 }
 
 /// How to build a client.
@@ -48,24 +53,13 @@ impl NativeClient {
     /// Builds a client.
     #[napi(constructor)]
     pub fn new(options: ClientOptions) -> napi::Result<Self> {
-        let auth = match (
+        let auth = Auth::from_fields(
             options.token,
             options.service_name,
             options.service_organization,
             options.service_secret,
-        ) {
-            (Some(token), None, None, None) => Auth::Token(token),
-            (None, Some(name), Some(organization), Some(secret)) => Auth::Service {
-                name,
-                organization,
-                secret,
-            },
-            _ => {
-                return Err(to_javascript(ClientError::Config(
-                    "give either a token or a service's name, organization and secret".into(),
-                )));
-            }
-        };
+        )
+        .map_err(to_javascript)?;
         let mut builder = Client::builder(options.base_url).auth(auth);
         if let Some(source) = options.source {
             builder = builder.source(source);
@@ -182,7 +176,7 @@ impl NativeClient {
         after_seq: i64,
         limit: u32,
     ) -> napi::Result<String> {
-        let after_seq = u64::try_from(after_seq).unwrap_or(0);
+        let after_seq = cursor(after_seq)?;
         answer(self.client.events(&session_id, after_seq, limit).await)
     }
 
@@ -200,16 +194,16 @@ impl NativeClient {
         session_id: String,
         after_seq: i64,
         max_reconnect_attempts: Option<u32>,
-    ) -> NativeConnection {
+    ) -> napi::Result<NativeConnection> {
         let options = ConnectionOptions {
-            after_seq: u64::try_from(after_seq).unwrap_or(0),
+            after_seq: cursor(after_seq)?,
             reconnect: ReconnectPolicy {
                 max_attempts: max_reconnect_attempts,
                 ..ReconnectPolicy::default()
             },
         };
-        napi::bindgen_prelude::within_runtime_if_available(|| {
+        Ok(napi::bindgen_prelude::within_runtime_if_available(|| {
             NativeConnection::new(self.client.connect(&session_id, options))
-        })
+        }))
     }
 }

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use napi_derive::napi;
-use proliferate_client::{Connection, ConnectionHandle, PromptOptions};
-use tokio::sync::Mutex;
+use proliferate_client::{Connection, PromptOptions};
 
 use crate::client::answer;
 use crate::error::to_javascript;
@@ -13,15 +12,13 @@ use crate::protocol::parse;
 /// One connection to a session. Closing it, or collecting it, closes the socket.
 #[napi]
 pub struct NativeConnection {
-    updates: Arc<Mutex<Connection>>,
-    handle: ConnectionHandle,
+    connection: Arc<Connection>,
 }
 
 impl NativeConnection {
     pub(crate) fn new(connection: Connection) -> Self {
         Self {
-            handle: connection.handle(),
-            updates: Arc::new(Mutex::new(connection)),
+            connection: Arc::new(connection),
         }
     }
 }
@@ -31,7 +28,7 @@ impl NativeConnection {
     /// The next update as JSON (see `Update::to_json`), or `null` once closed.
     #[napi]
     pub async fn next(&self) -> napi::Result<Option<String>> {
-        match self.updates.lock().await.next().await {
+        match self.connection.next().await {
             Some(Ok(update)) => Ok(Some(update.to_json().to_string())),
             Some(Err(error)) => Err(to_javascript(error)),
             None => Ok(None),
@@ -41,13 +38,13 @@ impl NativeConnection {
     /// The seq of the last event yielded: the cursor to resume from.
     #[napi(getter)]
     pub fn last_seq(&self) -> i64 {
-        i64::try_from(self.handle.last_seq()).unwrap_or(i64::MAX)
+        i64::try_from(self.connection.last_seq()).unwrap_or(i64::MAX)
     }
 
     /// The session this connection follows.
     #[napi(getter)]
     pub fn session_id(&self) -> String {
-        self.handle.session_id().to_owned()
+        self.connection.session_id().to_owned()
     }
 
     /// Sends a prompt and resolves to its admission (JSON) once the gateway admits it.
@@ -62,19 +59,19 @@ impl NativeConnection {
             prompt_id,
             images: images.unwrap_or_default(),
         };
-        answer(self.handle.send_prompt(content, options).await)
+        answer(self.connection.send_prompt(content, options).await)
     }
 
     /// Cancels the running turn; resolves to `false` when none ran.
     #[napi]
     pub async fn cancel(&self) -> napi::Result<String> {
-        answer(self.handle.cancel().await)
+        answer(self.connection.cancel().await)
     }
 
     /// Withdraws a queued prompt.
     #[napi]
     pub async fn cancel_queued(&self, prompt_id: String) -> napi::Result<String> {
-        answer(self.handle.cancel_queued(&prompt_id).await)
+        answer(self.connection.cancel_queued(&prompt_id).await)
     }
 
     /// Answers a permission request with `"once"`, `"always"` or `"reject"` (JSON).
@@ -85,12 +82,16 @@ impl NativeConnection {
         decision: String,
     ) -> napi::Result<String> {
         let decision = parse(&decision)?;
-        answer(self.handle.reply_permission(&permission_id, decision).await)
+        answer(
+            self.connection
+                .reply_permission(&permission_id, decision)
+                .await,
+        )
     }
 
     /// Closes the socket and stops reconnecting; `next` then resolves to `null`.
     #[napi]
     pub async fn close(&self) {
-        self.handle.close().await;
+        self.connection.close().await;
     }
 }

@@ -55,19 +55,8 @@ impl NativeClient {
         request_timeout: Option<f64>,
         liveness_timeout: Option<f64>,
     ) -> PyResult<Self> {
-        let auth = match (token, service_name, service_organization, service_secret) {
-            (Some(token), None, None, None) => Auth::Token(token),
-            (None, Some(name), Some(organization), Some(secret)) => Auth::Service {
-                name,
-                organization,
-                secret,
-            },
-            _ => {
-                return Err(to_python(ClientError::Config(
-                    "give either a token or a service's name, organization and secret".into(),
-                )));
-            }
-        };
+        let auth = Auth::from_fields(token, service_name, service_organization, service_secret)
+            .map_err(to_python)?;
         let mut builder = Client::builder(base_url).auth(auth);
         if let Some(source) = source {
             builder = builder.source(source);

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use proliferate_client::protocol::v1::PermissionDecision;
-use proliferate_client::{ClientError, Connection, ConnectionHandle, PromptOptions};
+use proliferate_client::{ClientError, Connection, PromptOptions};
 use pyo3::prelude::*;
-use tokio::sync::Mutex;
 
 use crate::client::awaitable;
 use crate::protocol::parse;
@@ -14,15 +13,13 @@ use crate::runtime;
 /// One connection to a session. Dropping it closes the socket.
 #[pyclass(frozen, module = "proliferate._native")]
 pub(crate) struct NativeConnection {
-    updates: Arc<Mutex<Connection>>,
-    handle: ConnectionHandle,
+    connection: Arc<Connection>,
 }
 
 impl NativeConnection {
     pub(crate) fn new(connection: Connection) -> Self {
         Self {
-            handle: connection.handle(),
-            updates: Arc::new(Mutex::new(connection)),
+            connection: Arc::new(connection),
         }
     }
 }
@@ -31,9 +28,9 @@ impl NativeConnection {
 impl NativeConnection {
     /// The next update as JSON (see `Update::to_json`), or `None` once closed.
     fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let updates = self.updates.clone();
+        let connection = self.connection.clone();
         runtime::spawn(py, async move {
-            let update = updates.lock().await.next().await.transpose()?;
+            let update = connection.next().await.transpose()?;
             Ok(update.map(|update| update.to_json().to_string()))
         })
     }
@@ -41,13 +38,13 @@ impl NativeConnection {
     /// The seq of the last event yielded: the cursor to resume from.
     #[getter]
     fn last_seq(&self) -> u64 {
-        self.handle.last_seq()
+        self.connection.last_seq()
     }
 
     /// The session this connection follows.
     #[getter]
     fn session_id(&self) -> &str {
-        self.handle.session_id()
+        self.connection.session_id()
     }
 
     /// Sends a prompt and resolves to its admission (JSON) once the gateway admits it.
@@ -59,9 +56,9 @@ impl NativeConnection {
         prompt_id: Option<String>,
         images: Vec<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let handle = self.handle.clone();
+        let connection = self.connection.clone();
         awaitable(py, async move {
-            handle
+            connection
                 .send_prompt(content, PromptOptions { prompt_id, images })
                 .await
         })
@@ -69,8 +66,8 @@ impl NativeConnection {
 
     /// Cancels the running turn; resolves to false when none ran.
     fn cancel<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let handle = self.handle.clone();
-        awaitable(py, async move { handle.cancel().await })
+        let connection = self.connection.clone();
+        awaitable(py, async move { connection.cancel().await })
     }
 
     /// Withdraws a queued prompt.
@@ -79,8 +76,11 @@ impl NativeConnection {
         py: Python<'py>,
         prompt_id: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let handle = self.handle.clone();
-        awaitable(py, async move { handle.cancel_queued(&prompt_id).await })
+        let connection = self.connection.clone();
+        awaitable(
+            py,
+            async move { connection.cancel_queued(&prompt_id).await },
+        )
     }
 
     /// Answers a permission request with `once`, `always` or `reject`.
@@ -91,17 +91,17 @@ impl NativeConnection {
         decision: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let decision: PermissionDecision = parse(&serde_json::Value::from(decision).to_string())?;
-        let handle = self.handle.clone();
+        let connection = self.connection.clone();
         awaitable(py, async move {
-            handle.reply_permission(&permission_id, decision).await
+            connection.reply_permission(&permission_id, decision).await
         })
     }
 
     /// Closes the socket and stops reconnecting; `next` then resolves to `None`.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let handle = self.handle.clone();
+        let connection = self.connection.clone();
         awaitable(py, async move {
-            handle.close().await;
+            connection.close().await;
             Ok::<_, ClientError>(())
         })
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proliferate_client::protocol::v1::{self, PermissionDecision};
-use proliferate_client::{Auth, ClientError, ConnectionOptions, ReconnectPolicy};
+use proliferate_client::{Auth, ConnectionOptions, ReconnectPolicy};
 
 use crate::connection::Connection;
 use crate::error::{ProliferateError, bad_request};
@@ -72,25 +72,12 @@ impl Client {
     /// Builds a client.
     #[uniffi::constructor]
     pub fn new(options: ClientOptions) -> Result<Self, ProliferateError> {
-        let auth = match (
+        let auth = Auth::from_fields(
             options.token,
             options.service_name,
             options.service_organization,
             options.service_secret,
-        ) {
-            (Some(token), None, None, None) => Auth::Token(token),
-            (None, Some(name), Some(organization), Some(secret)) => Auth::Service {
-                name,
-                organization,
-                secret,
-            },
-            _ => {
-                return Err(ClientError::Config(
-                    "give either a token or a service's name, organization and secret".into(),
-                )
-                .into());
-            }
-        };
+        )?;
         let mut builder = proliferate_client::Client::builder(options.base_url).auth(auth);
         if let Some(source) = options.source {
             builder = builder.source(source);

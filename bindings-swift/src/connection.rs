@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use proliferate_client::{ConnectionHandle, PromptOptions};
-use tokio::sync::Mutex;
+use proliferate_client::PromptOptions;
 use tokio::task::AbortHandle;
 
 use crate::client::decision_from;
@@ -47,15 +46,13 @@ impl Drop for CancelHandle {
 /// One connection to a session. Read it with `next` or `subscribe`, not both.
 #[derive(uniffi::Object)]
 pub struct Connection {
-    updates: Arc<Mutex<proliferate_client::Connection>>,
-    handle: ConnectionHandle,
+    connection: Arc<proliferate_client::Connection>,
 }
 
 impl Connection {
     pub(crate) fn new(connection: proliferate_client::Connection) -> Self {
         Self {
-            handle: connection.handle(),
-            updates: Arc::new(Mutex::new(connection)),
+            connection: Arc::new(connection),
         }
     }
 }
@@ -64,12 +61,12 @@ impl Connection {
 impl Connection {
     /// The seq of the last event yielded: the cursor to resume from.
     pub fn last_seq(&self) -> u64 {
-        self.handle.last_seq()
+        self.connection.last_seq()
     }
 
     /// The session this connection follows.
     pub fn session_id(&self) -> String {
-        self.handle.session_id().to_owned()
+        self.connection.session_id().to_owned()
     }
 }
 
@@ -77,7 +74,7 @@ export! {
 impl Connection {
     /// The next update, or nothing once the connection is closed. A failure is final.
     pub async fn next(&self) -> Result<Option<Update>, ProliferateError> {
-        match self.updates.lock().await.next().await {
+        match self.connection.next().await {
             Some(Ok(next)) => Ok(Some(update(&next)?)),
             Some(Err(error)) => Err(error.into()),
             None => Ok(None),
@@ -87,10 +84,10 @@ impl Connection {
     /// Delivers every update to `listener` until the connection closes or the returned handle
     /// cancels (or is dropped).
     pub async fn subscribe(&self, listener: Arc<dyn UpdateListener>) -> Arc<CancelHandle> {
-        let updates = self.updates.clone();
+        let connection = self.connection.clone();
         let task = tokio::spawn(async move {
             loop {
-                let next = updates.lock().await.next().await;
+                let next = connection.next().await;
                 match next.map(|result| result.map_err(ProliferateError::from)) {
                     Some(Ok(next)) => match update(&next) {
                         Ok(value) => listener.on_update(value),
@@ -123,17 +120,17 @@ impl Connection {
         images: Vec<String>,
     ) -> Result<PromptAdmission, ProliferateError> {
         let options = PromptOptions { prompt_id, images };
-        convert(&self.handle.send_prompt(content, options).await?)
+        convert(&self.connection.send_prompt(content, options).await?)
     }
 
     /// Cancels the running turn; false when none ran.
     pub async fn cancel(&self) -> Result<bool, ProliferateError> {
-        Ok(self.handle.cancel().await?)
+        Ok(self.connection.cancel().await?)
     }
 
     /// Withdraws a queued prompt.
     pub async fn cancel_queued(&self, prompt_id: String) -> Result<(), ProliferateError> {
-        Ok(self.handle.cancel_queued(&prompt_id).await?)
+        Ok(self.connection.cancel_queued(&prompt_id).await?)
     }
 
     /// Answers a permission request with `once`, `always` or `reject`.
@@ -143,12 +140,12 @@ impl Connection {
         decision: String,
     ) -> Result<(), ProliferateError> {
         let decision = decision_from(&decision)?;
-        Ok(self.handle.reply_permission(&permission_id, decision).await?)
+        Ok(self.connection.reply_permission(&permission_id, decision).await?)
     }
 
     /// Closes the socket and stops reconnecting; `next` then returns nothing.
     pub async fn close(&self) {
-        self.handle.close().await;
+        self.connection.close().await;
     }
 }
 }

@@ -81,6 +81,15 @@ pub fn decode_event_envelope(json: String) -> Result<EventEnvelope, ProliferateE
     envelope(&serde_json::from_str(&json).map_err(bad_request)?)
 }
 
+impl TranscriptReducer {
+    fn reducer(&self) -> std::sync::MutexGuard<'_, WireReducer> {
+        // The reducer never panics mid-update, so a poisoned lock still holds a whole transcript.
+        self.reducer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Folds events into a transcript, exactly as the server does.
 #[derive(uniffi::Object)]
 pub struct TranscriptReducer {
@@ -100,19 +109,11 @@ impl TranscriptReducer {
     /// Applies one event; false when its seq was already folded.
     pub fn apply(&self, envelope: EventEnvelope) -> Result<bool, ProliferateError> {
         let wire: v1::EventEnvelope = serde_json::from_str(&envelope.json).map_err(bad_request)?;
-        Ok(self
-            .reducer
-            .lock()
-            .map_err(|_| bad_request("the reducer failed earlier"))?
-            .apply(&wire))
+        Ok(self.reducer().apply(&wire))
     }
 
     /// The transcript so far.
     pub fn transcript(&self) -> Result<Transcript, ProliferateError> {
-        let reducer = self
-            .reducer
-            .lock()
-            .map_err(|_| bad_request("the reducer failed earlier"))?;
-        convert(reducer.transcript())
+        convert(self.reducer().transcript())
     }
 }

@@ -98,7 +98,7 @@ impl Update {
     }
 }
 
-/// Options of [`ConnectionHandle::send_prompt`].
+/// Options of [`Connection::send_prompt`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PromptOptions {
     /// The prompt's id; a retry with the same id never runs twice. Generated when absent.
@@ -114,31 +114,16 @@ enum Command {
     Close,
 }
 
-/// A live connection to one session. Read it with [`Connection::next`] or as a `Stream`; act on
-/// it through its [`ConnectionHandle`] methods, which it dereferences to. Dropping it closes the
-/// socket and stops reconnecting.
+/// A live connection to one session. Read it with [`Connection::next`] or as a `Stream`. Every
+/// call takes `&self`, so one task may wait in `next` while others send prompts (share it in an
+/// `Arc`). Dropping it closes the socket and stops reconnecting.
 pub struct Connection {
-    handle: ConnectionHandle,
-    updates: mpsc::Receiver<Result<Update, ClientError>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// The acting half of a [`Connection`]: cheap to clone and usable while another task reads the
-/// updates. Its calls fail with [`ClientError::Closed`] once the connection is dropped.
-#[derive(Clone)]
-pub struct ConnectionHandle {
     client: Client,
     session_id: String,
+    updates: tokio::sync::Mutex<mpsc::Receiver<Result<Update, ClientError>>>,
     commands: mpsc::Sender<Command>,
     last_seq: Arc<AtomicU64>,
-}
-
-impl std::ops::Deref for Connection {
-    type Target = ConnectionHandle;
-
-    fn deref(&self) -> &ConnectionHandle {
-        &self.handle
-    }
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Connection {
@@ -165,29 +150,21 @@ impl Connection {
             .run(),
         );
         Self {
-            handle: ConnectionHandle {
-                client,
-                session_id,
-                commands,
-                last_seq,
-            },
-            updates,
+            client,
+            session_id,
+            updates: tokio::sync::Mutex::new(updates),
+            commands,
+            last_seq,
             task,
         }
     }
 
-    /// The next update; `None` once the connection is closed. An error is final.
-    pub async fn next(&mut self) -> Option<Result<Update, ClientError>> {
-        self.updates.recv().await
+    /// The next update; `None` once the connection is closed. An error is final. Concurrent
+    /// callers take turns, each update going to one of them.
+    pub async fn next(&self) -> Option<Result<Update, ClientError>> {
+        self.updates.lock().await.recv().await
     }
 
-    /// A handle to act on this connection from other tasks.
-    pub fn handle(&self) -> ConnectionHandle {
-        self.handle.clone()
-    }
-}
-
-impl ConnectionHandle {
     /// The seq of the last event yielded: the cursor to resume from.
     pub fn last_seq(&self) -> u64 {
         self.last_seq.load(Ordering::Acquire)
@@ -254,8 +231,8 @@ impl ConnectionHandle {
 impl Stream for Connection {
     type Item = Result<Update, ClientError>;
 
-    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.updates.poll_recv(context)
+    fn poll_next(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().updates.get_mut().poll_recv(context)
     }
 }
 

@@ -30,9 +30,7 @@ mod error;
 
 pub use auth::{Auth, TokenSource};
 pub use client::{Client, ClientBuilder};
-pub use connection::{
-    Connection, ConnectionHandle, ConnectionOptions, PromptOptions, ReconnectPolicy, Update,
-};
+pub use connection::{Connection, ConnectionOptions, PromptOptions, ReconnectPolicy, Update};
 pub use error::ClientError;
 pub use proliferate_core::protocol;
 pub use proliferate_core::transcript::TranscriptReducer;

@@ -222,7 +222,7 @@ async fn an_expired_token_is_refreshed_through_the_token_source() {
         "one refresh for the HTTP call"
     );
 
-    let mut connection = client.connect(&session.id, ConnectionOptions::default());
+    let connection = client.connect(&session.id, ConnectionOptions::default());
     let Some(Ok(Update::Connected(welcome))) = connection.next().await else {
         panic!("the socket connected after a refresh");
     };

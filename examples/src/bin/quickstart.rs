@@ -39,7 +39,7 @@ async fn run() -> Result<(), ClientError> {
         })
         .await?;
     println!("session {} ({})", session.id, session.status.as_str());
-    let mut connection = client.connect(&session.id, ConnectionOptions::default());
+    let connection = client.connect(&session.id, ConnectionOptions::default());
     let admission = connection
         .send_prompt(prompt, PromptOptions::default())
         .await?;
