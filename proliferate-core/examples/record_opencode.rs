@@ -57,7 +57,12 @@ async fn main() {
     std::fs::create_dir_all(&folder).expect("output folder");
     let model = ScriptedModel::start().await.expect("scripted model");
     let data = tempfile::tempdir().expect("temporary folder");
-    let provider = LocalProvider::new(LocalProviderConfig::new(data.path())).expect("provider");
+    // The sandbox helper comes from PROLIFERATE_SANDBOX_HELPER (the `proliferate-sandbox` binary).
+    let provider = LocalProvider::new(LocalProviderConfig {
+        loopback_services: vec![model.address()],
+        ..LocalProviderConfig::new(data.path())
+    })
+    .expect("provider");
     for (name, permission, prompt, answer) in SCENARIOS {
         let mut config = OpenCodeConfig::with_openai_compatible_model(&program, &model.base_url());
         config.permission = serde_json::from_str(permission).expect("permission JSON");
@@ -66,9 +71,15 @@ async fn main() {
             session_id: format!("record_{name}"),
             launch: driver.launch(),
             restore_from: None,
+            limits: provider.limits(),
+            egress_allow: Vec::new(),
         };
         let sandbox = provider.start(&spec).await.expect("sandbox");
-        let raw = reqwest::get(format!("{}/event", sandbox.agent_url))
+        let raw = sandbox
+            .agent
+            .http
+            .get(format!("{}/event", sandbox.agent.base_url))
+            .send()
             .await
             .expect("raw stream");
         let mut raw = raw.bytes_stream().eventsource();
@@ -76,10 +87,7 @@ async fn main() {
             .await
             .expect("server.connected")
             .expect("readable");
-        let mut session = driver
-            .attach(&sandbox.agent_url, None)
-            .await
-            .expect("attach");
+        let mut session = driver.attach(&sandbox.agent, None).await.expect("attach");
         let session_id = session.control.agent_session_id().to_owned();
         session
             .control

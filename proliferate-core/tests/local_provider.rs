@@ -9,7 +9,11 @@ use proliferate_core::sandbox::{
 #[tokio::test]
 async fn orphaned_agents_of_a_previous_run_are_stopped_at_start_up() {
     let data = tempfile::tempdir().unwrap();
-    let provider = LocalProvider::new(LocalProviderConfig::new(data.path())).unwrap();
+    let provider = LocalProvider::new(LocalProviderConfig {
+        helper: Some(env!("CARGO_BIN_EXE_proliferate-sandbox").into()),
+        ..LocalProviderConfig::new(data.path())
+    })
+    .unwrap();
     let session_dir = provider.session_dir("orphan");
     std::fs::create_dir_all(session_dir.join("workspace")).unwrap();
     let mut orphan = std::process::Command::new("sleep")
@@ -46,7 +50,11 @@ async fn orphaned_agents_of_a_previous_run_are_stopped_at_start_up() {
 #[tokio::test]
 async fn terminate_is_idempotent_and_bad_ids_are_refused() {
     let data = tempfile::tempdir().unwrap();
-    let provider = LocalProvider::new(LocalProviderConfig::new(data.path())).unwrap();
+    let provider = LocalProvider::new(LocalProviderConfig {
+        helper: Some(env!("CARGO_BIN_EXE_proliferate-sandbox").into()),
+        ..LocalProviderConfig::new(data.path())
+    })
+    .unwrap();
     provider.terminate("never_started").await.unwrap();
     provider.terminate("never_started").await.unwrap();
     assert!(matches!(

@@ -74,6 +74,11 @@ impl ScriptedModel {
         })
     }
 
+    /// Where the server listens, on loopback.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
     /// The OpenAI-compatible base URL, `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.address)

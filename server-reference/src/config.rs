@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use proliferate_core::hub::HubConfig;
-use proliferate_core::protocol::v1::PermissionDecision;
+use proliferate_core::protocol::v1::{PermissionDecision, SandboxLimits};
 use proliferate_core::sandbox::IsolationMode;
 
 /// Settings of the server.
@@ -34,9 +34,29 @@ pub struct ServeArgs {
     /// A script file for the scripted model.
     #[arg(long, env = "PROLIFERATE_SCRIPT_FILE")]
     pub script_file: Option<PathBuf>,
-    /// Agent isolation: `auto`, `bubblewrap` or `process`.
-    #[arg(long, env = "PROLIFERATE_ISOLATION", default_value = "auto", value_parser = parse_isolation)]
+    /// Agent isolation: `bubblewrap` (required to work; the server refuses to start without it)
+    /// or `process` (no isolation: single-user development only).
+    #[arg(long, env = "PROLIFERATE_ISOLATION", default_value = "bubblewrap", value_parser = parse_isolation)]
     pub isolation: IsolationMode,
+    /// Hosts every sandbox may reach through the egress proxy (`host`, `host:port` or
+    /// `*.domain`), comma-separated; none by default.
+    #[arg(long, env = "PROLIFERATE_EGRESS_ALLOW", value_delimiter = ',')]
+    pub egress_allow: Vec<String>,
+    /// Memory of a sandbox, in bytes (sessions may ask for less).
+    #[arg(long, env = "PROLIFERATE_MEMORY_LIMIT", default_value_t = 2 << 30)]
+    pub memory_limit: u64,
+    /// CPU of a sandbox, in thousandths of a core.
+    #[arg(long, env = "PROLIFERATE_CPU_LIMIT", default_value_t = 1000)]
+    pub cpu_limit: u32,
+    /// Processes and threads of a sandbox at once.
+    #[arg(long, env = "PROLIFERATE_PROCESS_LIMIT", default_value_t = 512)]
+    pub process_limit: u32,
+    /// Open files per process in a sandbox.
+    #[arg(long, env = "PROLIFERATE_OPEN_FILES_LIMIT", default_value_t = 4096)]
+    pub open_files_limit: u32,
+    /// The largest file a sandbox may write, in bytes.
+    #[arg(long, env = "PROLIFERATE_DISK_LIMIT", default_value_t = 10 << 30)]
+    pub disk_limit: u64,
     /// OpenCode `permission` configuration as JSON, for example `{"bash":"ask"}`.
     #[arg(long, env = "PROLIFERATE_PERMISSION", default_value = "{}")]
     pub permission: String,
@@ -67,10 +87,9 @@ pub struct ServeArgs {
 
 fn parse_isolation(text: &str) -> Result<IsolationMode, String> {
     match text {
-        "auto" => Ok(IsolationMode::Auto),
         "bubblewrap" => Ok(IsolationMode::Bubblewrap),
         "process" => Ok(IsolationMode::Process),
-        other => Err(format!("{other:?} is not auto, bubblewrap or process")),
+        other => Err(format!("{other:?} is not bubblewrap or process")),
     }
 }
 
@@ -96,6 +115,18 @@ impl ServeArgs {
         self.opencode
             .clone()
             .unwrap_or_else(proliferate_core::agent::opencode::default_program)
+    }
+
+    /// The most a session's sandbox may use.
+    pub fn limits(&self) -> SandboxLimits {
+        SandboxLimits {
+            memory_bytes: Some(self.memory_limit),
+            cpu_millicores: Some(self.cpu_limit),
+            processes: Some(self.process_limit),
+            open_files: Some(self.open_files_limit),
+            disk_bytes: Some(self.disk_limit),
+            enforced_by: None,
+        }
     }
 
     /// Hub tunables.

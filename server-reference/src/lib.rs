@@ -10,6 +10,7 @@ mod observability;
 mod openapi;
 mod problem;
 mod routes;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use proliferate_core::agent::opencode::{OpenCodeConfig, OpenCodeDriver};
 use proliferate_core::auth::Authenticator;
-use proliferate_core::sandbox::{LocalProvider, LocalProviderConfig, SandboxError};
+use proliferate_core::sandbox::{EgressPolicy, LocalProvider, LocalProviderConfig, SandboxError};
 use proliferate_core::store::{SqliteStore, StoreError};
 use proliferate_core::{Gateway, GatewayError, GatewayParts};
 use scripted_model::{ScriptLibrary, ScriptedModel};
@@ -47,28 +48,33 @@ pub enum ServeError {
     Gateway(#[from] GatewayError),
 }
 
+/// The shortest signing secret the server accepts, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// The signing secrets: from `PROLIFERATE_JWT_SECRET` and `PROLIFERATE_SERVICE_SECRET`, else
-/// generated once into `<data dir>/secrets/` (readable by the owner only).
+/// generated once into `<data dir>/secrets/` (the folder `0700`, each file created `0600` and
+/// renamed into place whole). A secret shorter than [`MIN_SECRET_BYTES`] is refused.
 pub fn authenticator(data_dir: &Path) -> Result<Authenticator, ServeError> {
+    let secrets = data_dir.join("secrets");
     let secret = |variable: &str, file: &str| -> Result<String, ServeError> {
-        if let Ok(value) = std::env::var(variable) {
-            return Ok(value);
+        let path = secrets.join(file);
+        let value = match std::env::var(variable) {
+            Ok(value) => value,
+            Err(_) => match std::fs::read_to_string(&path) {
+                Ok(value) => value.trim().to_owned(),
+                Err(_) => secrets::create(&path)?,
+            },
+        };
+        if value.len() < MIN_SECRET_BYTES {
+            return Err(ServeError::Config(format!(
+                "{variable} (or {}) is shorter than {MIN_SECRET_BYTES} bytes",
+                path.display()
+            )));
         }
-        let path = data_dir.join("secrets").join(file);
-        if let Ok(value) = std::fs::read_to_string(&path) {
-            return Ok(value.trim().to_owned());
-        }
-        std::fs::create_dir_all(data_dir.join("secrets"))?;
-        let value = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        std::fs::write(&path, &value)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         Ok(value)
     };
+    secrets::private_folder(data_dir)?;
+    secrets::private_folder(&secrets)?;
     Ok(Authenticator::new(
         secret("PROLIFERATE_JWT_SECRET", "jwt")?,
         secret("PROLIFERATE_SERVICE_SECRET", "service")?,
@@ -89,7 +95,8 @@ impl Server {
     /// Opens the store, recovers sessions from a previous run, and starts serving.
     pub async fn start(args: &ServeArgs) -> Result<Self, ServeError> {
         let data_dir = args.data_dir();
-        std::fs::create_dir_all(&data_dir)?;
+        secrets::private_folder(&data_dir)?;
+        let authenticator = authenticator(&data_dir)?;
         let json = |name: &str, text: &str| {
             serde_json::from_str::<serde_json::Value>(text)
                 .map_err(|error| ServeError::Config(format!("{name} is not JSON: {error}")))
@@ -118,6 +125,9 @@ impl Server {
         let provider = LocalProvider::new(LocalProviderConfig {
             isolation: args.isolation,
             passed_environment: args.agent_env.clone(),
+            limits: args.limits(),
+            egress: EgressPolicy::new(&args.egress_allow),
+            loopback_services: model.iter().map(ScriptedModel::address).collect(),
             ..LocalProviderConfig::new(&data_dir)
         })?;
         let gateway = Gateway::start(GatewayParts {
@@ -126,7 +136,7 @@ impl Server {
             isolation: provider.isolation().to_owned(),
             provider: Arc::new(provider),
             driver: Arc::new(OpenCodeDriver::new(opencode)),
-            authenticator: authenticator(&data_dir)?,
+            authenticator,
             config: args.hub(),
         })
         .await?;

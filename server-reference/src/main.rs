@@ -94,10 +94,19 @@ fn token(
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let mut arguments = std::env::args_os().skip(1);
+    if arguments
+        .next()
+        .is_some_and(|word| word == proliferate_core::sandbox::helper::SUBCOMMAND)
+    {
+        // This binary is also the first program inside every sandbox it starts.
+        return proliferate_core::sandbox::helper::main(arguments.collect());
+    }
     let result = match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => tokio::runtime::Runtime::new()
+            .map_err(|error| error.to_string())
+            .and_then(|runtime| runtime.block_on(serve(args))),
         Command::Token {
             data_dir,
             subject,

@@ -11,8 +11,8 @@ use proliferate_client::{Client, Connection, Update};
 use proliferate_core::auth::{Authenticator, claims};
 use server_reference::{ServeArgs, Server};
 
-pub const SECRET: &str = "client-tests-user-secret";
-pub const SERVICE_SECRET: &str = "client-tests-service-secret";
+pub const SECRET: &str = "client-tests-user-secret-of-32-bytes-or-more";
+pub const SERVICE_SECRET: &str = "client-tests-service-secret-of-32-bytes-or-more";
 
 fn opencode_program() -> PathBuf {
     let program = proliferate_core::agent::opencode::default_program();

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::protocol::v1::{Event, PermissionDecision};
-use crate::sandbox::AgentLaunch;
+use crate::sandbox::{AgentEndpoint, AgentLaunch};
 
 /// A prompt as the agent receives it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -118,12 +118,12 @@ pub trait AgentDriver: Send + Sync {
     /// How a provider starts this agent.
     fn launch(&self) -> AgentLaunch;
 
-    /// Attaches to the agent at `agent_url`: adopts `known_session` if the agent still has it,
+    /// Attaches to the agent at `agent`: adopts `known_session` if the agent still has it,
     /// else the agent's most recent session, else creates one. Updates flow from the moment
     /// this returns.
     async fn attach(
         &self,
-        agent_url: &str,
+        agent: &AgentEndpoint,
         known_session: Option<&str>,
     ) -> Result<AgentSession, DriverError>;
 }

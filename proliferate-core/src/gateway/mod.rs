@@ -22,7 +22,7 @@ use crate::clock::now_millis;
 use crate::hub::{Command, HubConfig, HubHandle, Subscription};
 use crate::metrics::Metrics;
 use crate::protocol::v1::*;
-use crate::sandbox::SandboxProvider;
+use crate::sandbox::{AgentEndpoint, SandboxProvider};
 use crate::store::{
     EventLog, IdempotencyKey, MetadataStore, PromptRecord, PromptState, SessionRecord,
 };

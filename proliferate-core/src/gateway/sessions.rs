@@ -23,6 +23,13 @@ impl Gateway {
                 return Err(GatewayError::NotFound(format!("no snapshot {snapshot_id}")));
             }
         }
+        let limits = crate::sandbox::within(
+            &self.services.provider.limits(),
+            &request.limits.clone().unwrap_or_default(),
+        )
+        .map_err(GatewayError::BadRequest)?;
+        crate::sandbox::EgressPolicy::validate(&request.egress_allow)
+            .map_err(GatewayError::BadRequest)?;
         let idempotency = idempotency_key.map(|key| IdempotencyKey {
             key,
             request_digest: hex::encode(Sha256::digest(
@@ -40,6 +47,8 @@ impl Gateway {
                 agent: self.services.driver.name().into(),
                 provider: self.services.provider.name().into(),
                 isolation: Some(self.services.isolation.clone()),
+                limits: Some(limits),
+                egress_allow: request.egress_allow.clone(),
                 source_snapshot_id: request.snapshot_id.clone(),
                 metadata: request.metadata.clone(),
                 created_at: now,

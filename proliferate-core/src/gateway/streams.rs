@@ -85,15 +85,15 @@ impl Gateway {
         ))
     }
 
-    /// The base URL of the session's agent, resuming the session first if needed.
-    pub async fn agent_url(
+    /// Where the session's agent answers, resuming the session first if needed.
+    pub async fn agent_endpoint(
         &self,
         principal: &Principal,
         session_id: &str,
-    ) -> Result<String, GatewayError> {
+    ) -> Result<AgentEndpoint, GatewayError> {
         self.access(principal, session_id, Scope::Write).await?;
         let hub = self.hub(session_id).await?;
         hub.ask(Command::Resume).await?;
-        hub.ask(Command::AgentUrl).await
+        hub.ask(Command::AgentEndpoint).await
     }
 }

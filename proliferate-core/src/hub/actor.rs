@@ -15,6 +15,7 @@ use crate::agent::{AgentControl, AgentPrompt, AgentSession, AgentUpdate, Permiss
 use crate::clock::now_millis;
 use crate::gateway::Services;
 use crate::protocol::v1::*;
+use crate::sandbox::{AgentEndpoint, Sandbox};
 use crate::session::status::check_transition;
 use crate::store::{PromptRecord, PromptState, SessionRecord, SnapshotRecord, StoredEvent};
 use crate::transcript::TranscriptReducer;
@@ -46,8 +47,8 @@ struct Hub {
     fanout: FanOut,
     agent: Agent,
     updates: Option<mpsc::Receiver<AgentUpdate>>,
-    booted: mpsc::Sender<Result<(String, AgentSession), GatewayError>>,
-    agent_url: Option<String>,
+    booted: mpsc::Sender<Result<(Sandbox, AgentSession), GatewayError>>,
+    agent_endpoint: Option<AgentEndpoint>,
     resume_waiters: Vec<Reply<SessionInfo>>,
     queue: VecDeque<PromptRecord>,
     running: Option<Turn>,
@@ -99,7 +100,7 @@ pub(crate) async fn spawn(
         agent: Agent::Down,
         updates: None,
         booted,
-        agent_url: None,
+        agent_endpoint: None,
         resume_waiters: Vec::new(),
         queue,
         running: None,
@@ -153,7 +154,7 @@ impl Hub {
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
-        mut booted: mpsc::Receiver<Result<(String, AgentSession), GatewayError>>,
+        mut booted: mpsc::Receiver<Result<(Sandbox, AgentSession), GatewayError>>,
     ) {
         let session_id = self.record.info.id.clone();
         let mut heartbeat = tokio::time::interval(self.services.config.heartbeat_interval);

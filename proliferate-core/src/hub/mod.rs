@@ -27,6 +27,7 @@ use crate::protocol::v1::{
     PermissionDecision, PresenceEntry, PromptAdmission, Sender, SessionInfo, SessionStatus,
     SnapshotInfo, Transcript,
 };
+use crate::sandbox::AgentEndpoint;
 use crate::store::PromptRecord;
 
 /// Tunables of every hub.
@@ -84,7 +85,7 @@ pub(crate) enum Command {
     Snapshot(Reply<SnapshotInfo>),
     Transcript(Reply<Transcript>),
     Info(Reply<SessionInfo>),
-    AgentUrl(Reply<String>),
+    AgentEndpoint(Reply<AgentEndpoint>),
     Terminate(Reply<()>),
     Shutdown(oneshot::Sender<()>),
 }

@@ -7,21 +7,32 @@
 //! `sessions/<id>/agent.pid`, and `snapshots/<snapshot id>.tar.gz`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use base64::Engine;
 use tokio::process::{Child, Command};
 
+use super::channel::{ChannelDirs, GatewayEnd, SocketHandle};
 use super::isolation::{self, IsolationMode, Mounts, SANDBOX_HOME, SANDBOX_WORKSPACE};
+use super::limits::{ControlGroup, default_limits};
 use super::{
-    AgentLaunch, Capabilities, Sandbox, SandboxError, SandboxProvider, SandboxSpec, archive,
-    process, validate_session_id,
+    AgentEndpoint, AgentLaunch, Capabilities, EgressPolicy, Sandbox, SandboxError, SandboxProvider,
+    SandboxSpec, archive, helper, process, validate_session_id,
 };
 use crate::clock::now_millis;
-use crate::protocol::v1::SnapshotInfo;
+use crate::protocol::v1::{SandboxLimits, SnapshotInfo};
+
+/// The egress proxy's port on a sandbox's loopback.
+const EGRESS_PORT: u16 = 3128;
+/// Joins the control groups named before `--`, then runs the rest: the sandbox is inside its
+/// group before bubblewrap starts anything.
+const JOIN_GROUPS: &str =
+    r#"while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@""#;
 
 /// Settings of the local provider.
 #[derive(Debug, Clone)]
@@ -30,32 +41,53 @@ pub struct LocalProviderConfig {
     pub data_dir: PathBuf,
     /// How agents are isolated.
     pub isolation: IsolationMode,
-    /// Names of the gateway's environment variables passed on to agents (for example model API
-    /// keys). Nothing else of the gateway's environment reaches an agent; values are never logged.
+    /// Names of the gateway's environment variables passed on to agents. Nothing else of the
+    /// gateway's environment reaches an agent; values are never logged.
     pub passed_environment: Vec<String>,
     /// How long an agent may take to answer its readiness probe.
     pub readiness_timeout: Duration,
     /// How long an agent may take to exit after TERM before it is killed.
     pub stop_grace: Duration,
+    /// The sandbox helper program (answers `sandbox-init`); by default the first that answers of
+    /// `PROLIFERATE_SANDBOX_HELPER`, the running program, and `proliferate-sandbox` beside it.
+    pub helper: Option<PathBuf>,
+    /// The most a session's sandbox may use, and the default for sessions that ask nothing.
+    pub limits: SandboxLimits,
+    /// Hosts every sandbox may reach through the egress proxy.
+    pub egress: EgressPolicy,
+    /// Services on the host's loopback that sandboxes reach at the same address on their own
+    /// loopback (an OpenAI-compatible model server, for example); nothing else of the host is
+    /// reachable.
+    pub loopback_services: Vec<SocketAddr>,
+    /// The largest snapshot, in bytes of files.
+    pub max_snapshot_bytes: u64,
 }
 
 impl LocalProviderConfig {
-    /// Defaults for a data directory: automatic isolation, no passed environment, 90 s to start,
-    /// 5 s to stop.
+    /// Defaults for a data directory: bubblewrap isolation, the default limits, no egress, no
+    /// passed environment, 90 s to start, 5 s to stop, snapshots up to 1 GiB.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
-            isolation: IsolationMode::Auto,
+            isolation: IsolationMode::Bubblewrap,
             passed_environment: Vec::new(),
             readiness_timeout: Duration::from_secs(90),
             stop_grace: Duration::from_secs(5),
+            helper: None,
+            limits: default_limits(),
+            egress: EgressPolicy::default(),
+            loopback_services: Vec::new(),
+            max_snapshot_bytes: 1 << 30,
         }
     }
 }
 
 struct RunningAgent {
     child: Child,
-    url: String,
+    endpoint: AgentEndpoint,
+    limits: SandboxLimits,
+    group: Option<ControlGroup>,
+    _gateway_end: Option<GatewayEnd>,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<RunningAgent>>>;
@@ -63,45 +95,66 @@ type Slot = Arc<tokio::sync::Mutex<Option<RunningAgent>>>;
 /// Runs sandboxes as folders and processes on this machine.
 pub struct LocalProvider {
     config: LocalProviderConfig,
-    bubblewrap: bool,
+    helper: PathBuf,
     slots: Mutex<HashMap<String, Slot>>,
-    http: reqwest::Client,
+}
+
+/// Creates `path` and its parents readable by the owner only.
+fn private_folder(path: &Path) -> Result<(), SandboxError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)))
+        .map_err(SandboxError::io(format!("creating {}", path.display())))
 }
 
 impl LocalProvider {
-    /// A provider over `config`; fails when bubblewrap is required but does not work here.
+    /// A provider over `config`. Fails closed: with bubblewrap isolation, when bubblewrap or the
+    /// sandbox helper does not work here, with an error that says what is missing.
     pub fn new(config: LocalProviderConfig) -> Result<Self, SandboxError> {
-        let bubblewrap = match config.isolation {
-            IsolationMode::Process => false,
-            IsolationMode::Auto => isolation::bubblewrap_available(),
-            IsolationMode::Bubblewrap if isolation::bubblewrap_available() => true,
-            IsolationMode::Bubblewrap => {
-                return Err(SandboxError::Unsupported {
-                    provider: "local",
-                    operation: "isolate agents with bubblewrap on this machine",
-                });
-            }
+        let candidates = match &config.helper {
+            Some(helper) => vec![helper.clone()],
+            None => isolation::helper_candidates(),
         };
+        let mut helper = PathBuf::new();
+        match config.isolation {
+            IsolationMode::Bubblewrap => {
+                if let Some(problem) = isolation::bubblewrap_problem() {
+                    return Err(SandboxError::IsolationUnavailable(problem));
+                }
+                helper = candidates
+                    .iter()
+                    .find(|candidate| isolation::is_helper(candidate))
+                    .cloned()
+                    .ok_or_else(|| {
+                        SandboxError::IsolationUnavailable(format!(
+                            "no sandbox helper answers `{} --version` (tried {candidates:?}); set \
+                             PROLIFERATE_SANDBOX_HELPER to the proliferate-sandbox program",
+                            helper::SUBCOMMAND
+                        ))
+                    })?;
+            }
+            IsolationMode::Process => tracing::warn!(
+                "agents run as plain processes without isolation (--isolation process): \
+                 single-user development only"
+            ),
+        }
+        private_folder(&config.data_dir)?;
         for folder in ["sessions", "snapshots"] {
-            let path = config.data_dir.join(folder);
-            std::fs::create_dir_all(&path)
-                .map_err(SandboxError::io(format!("creating {}", path.display())))?;
+            private_folder(&config.data_dir.join(folder))?;
         }
         Ok(Self {
             config,
-            bubblewrap,
+            helper,
             slots: Mutex::default(),
-            http: reqwest::Client::new(),
         })
     }
 
     /// `bubblewrap` or `process`: how agents are isolated.
     pub fn isolation(&self) -> &'static str {
-        if self.bubblewrap {
-            "bubblewrap"
-        } else {
-            "process"
-        }
+        self.config.isolation.as_str()
     }
 
     /// The folder that holds a session's workspace, home and agent log.
@@ -143,6 +196,7 @@ impl LocalProvider {
                     "unpacking snapshot {snapshot_id}"
                 )))?;
         }
+        private_folder(&session_dir)?;
         let home = session_dir.join("home");
         for folder in [
             session_dir.join("workspace"),
@@ -151,9 +205,15 @@ impl LocalProvider {
             home.join(".local/state"),
             home.join(".cache"),
             home.join("tmp"),
+            session_dir.join("identity"),
         ] {
             std::fs::create_dir_all(&folder)
                 .map_err(SandboxError::io(format!("creating {}", folder.display())))?;
+        }
+        for (name, contents) in isolation::identity_files() {
+            let path = session_dir.join("identity").join(name);
+            std::fs::write(&path, contents)
+                .map_err(SandboxError::io(format!("writing {}", path.display())))?;
         }
         for (relative, contents) in &spec.launch.home_files {
             let path = home.join(relative);
@@ -167,22 +227,78 @@ impl LocalProvider {
         Ok(session_dir)
     }
 
-    fn command(&self, launch: &AgentLaunch, session_dir: &Path, port: u16) -> Command {
+    /// The command that starts the agent: bubblewrap around the helper around the agent, or the
+    /// agent alone; with the port it listens on.
+    fn command(
+        &self,
+        spec: &SandboxSpec,
+        session_dir: &Path,
+        group: Option<&ControlGroup>,
+        password: Option<&str>,
+    ) -> Result<(Command, u16), SandboxError> {
+        let launch = &spec.launch;
         let (home_on_host, workspace_on_host) =
             (session_dir.join("home"), session_dir.join("workspace"));
-        let arguments = launch
+        let isolated = self.config.isolation == IsolationMode::Bubblewrap;
+        let port = if isolated {
+            (4096..)
+                .find(|port| {
+                    *port != EGRESS_PORT
+                        && !self
+                            .config
+                            .loopback_services
+                            .iter()
+                            .any(|s| s.port() == *port)
+                })
+                .unwrap_or(4096)
+        } else {
+            free_loopback_port()?
+        };
+        let arguments: Vec<String> = launch
             .arguments
             .iter()
-            .map(|argument| argument.replace("{port}", &port.to_string()));
-        let (mut command, home, workspace) = if self.bubblewrap {
-            let mut command = Command::new("bwrap");
+            .map(|argument| argument.replace("{port}", &port.to_string()))
+            .collect();
+        let (mut command, home, workspace) = if isolated {
+            let channel = ChannelDirs::of(session_dir);
+            let mut command = match group {
+                Some(group) => {
+                    let mut command = Command::new("/bin/sh");
+                    command.args(["-c", JOIN_GROUPS, "proliferate-sandbox"]);
+                    command.args(group.procs_files()).args(["--", "bwrap"]);
+                    command
+                }
+                None => Command::new("bwrap"),
+            };
             command.args(isolation::bubblewrap_arguments(&Mounts {
                 home: &home_on_host,
                 workspace: &workspace_on_host,
-                data_dir: &self.config.data_dir,
+                sandbox_channel: &channel.sandbox,
+                gateway_channel: &channel.gateway,
+                identity: &session_dir.join("identity"),
+                helper: &self.helper,
                 install_root: launch.install_root.as_deref(),
+                tmp_bytes: spec.limits.memory_bytes.map_or(1 << 30, |bytes| bytes / 4),
             }));
-            command.arg(&launch.program).args(arguments);
+            command.args([isolation::SANDBOX_HELPER, helper::SUBCOMMAND]);
+            command.args([
+                "--agent-socket",
+                &format!("{}/agent.sock", isolation::SANDBOX_CHANNEL),
+            ]);
+            command.args(["--agent-port", &port.to_string()]);
+            for service in &self.config.loopback_services {
+                let socket = format!("{}/{}.sock", isolation::GATEWAY_CHANNEL, service.port());
+                command.args(["--forward", &format!("{}={socket}", service.port())]);
+            }
+            let egress = format!("{}/egress.sock", isolation::GATEWAY_CHANNEL);
+            command.args(["--forward", &format!("{EGRESS_PORT}={egress}")]);
+            if let Some(files) = spec.limits.open_files {
+                command.args(["--open-files", &files.to_string()]);
+            }
+            if let Some(bytes) = spec.limits.disk_bytes {
+                command.args(["--file-bytes", &bytes.to_string()]);
+            }
+            command.arg("--").arg(&launch.program).args(&arguments);
             (
                 command,
                 PathBuf::from(SANDBOX_HOME),
@@ -190,11 +306,24 @@ impl LocalProvider {
             )
         } else {
             let mut command = Command::new(&launch.program);
-            command.args(arguments).current_dir(&workspace_on_host);
+            command.args(&arguments).current_dir(&workspace_on_host);
             (command, home_on_host, workspace_on_host)
         };
         command.env_clear();
-        command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        if isolated {
+            command.env(
+                "PATH",
+                "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+            );
+            let proxy = format!("http://127.0.0.1:{EGRESS_PORT}");
+            for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+                command.env(name, &proxy);
+            }
+            command.env("NO_PROXY", "localhost,127.0.0.1");
+            command.env("no_proxy", "localhost,127.0.0.1");
+        } else {
+            command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        }
         command.env("LANG", "C.UTF-8");
         command.env("HOME", &home);
         command.env("PWD", &workspace);
@@ -204,6 +333,9 @@ impl LocalProvider {
         command.env("XDG_STATE_HOME", home.join(".local/state"));
         command.env("XDG_CACHE_HOME", home.join(".cache"));
         command.envs(launch.environment.iter().map(|(name, value)| (name, value)));
+        if let (Some(credential), Some(password)) = (&launch.credential, password) {
+            command.env(&credential.password_variable, password);
+        }
         for name in &self.config.passed_environment {
             if let Some(value) = std::env::var_os(name) {
                 command.env(name, value);
@@ -213,18 +345,19 @@ impl LocalProvider {
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
-        command
+        Ok((command, port))
     }
 
+    /// Waits until the agent answers its readiness probe; returns how to reach it.
     async fn wait_until_ready(
         &self,
         child: &mut Child,
-        url: &str,
+        target: Target<'_>,
         launch: &AgentLaunch,
         log: &Path,
-    ) -> Result<(), SandboxError> {
+    ) -> Result<AgentEndpoint, SandboxError> {
         let deadline = Instant::now() + self.config.readiness_timeout;
-        let probe = format!("{url}{}", launch.readiness_path);
+        let mut endpoint = None;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(SandboxError::AgentNotReady(format!(
@@ -232,18 +365,24 @@ impl LocalProvider {
                     log.display()
                 )));
             }
-            let answer = self
-                .http
-                .get(&probe)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if answer.is_ok_and(|response| response.status().is_success()) {
-                return Ok(());
+            if endpoint.is_none() {
+                endpoint = target.endpoint(launch)?;
+            }
+            if let Some(endpoint) = &endpoint {
+                let answer = endpoint
+                    .http
+                    .get(format!("{}{}", endpoint.base_url, launch.readiness_path))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await;
+                if answer.is_ok_and(|response| response.status().is_success()) {
+                    return Ok(endpoint.clone());
+                }
             }
             if Instant::now() >= deadline {
                 return Err(SandboxError::AgentNotReady(format!(
-                    "no answer from {probe} within {:?}; its log is {}",
+                    "no answer to {} within {:?}; its log is {}",
+                    launch.readiness_path,
                     self.config.readiness_timeout,
                     log.display()
                 )));
@@ -253,11 +392,75 @@ impl LocalProvider {
     }
 }
 
+/// Where a starting agent will answer.
+enum Target<'a> {
+    /// A Unix socket the sandbox helper binds.
+    Socket(PathBuf, Option<&'a str>),
+    /// A port on the host's loopback.
+    Port(u16, Option<&'a str>),
+}
+
+impl Target<'_> {
+    /// The endpoint, once the agent's socket exists.
+    fn endpoint(&self, launch: &AgentLaunch) -> Result<Option<AgentEndpoint>, SandboxError> {
+        let (builder, base_url, password, handle) = match self {
+            Self::Socket(path, password) => {
+                let Some(handle) = SocketHandle::open(path) else {
+                    return Ok(None);
+                };
+                let builder = reqwest::Client::builder().unix_socket(handle.connect_path());
+                (
+                    builder,
+                    "http://agent".to_owned(),
+                    *password,
+                    Some(Arc::new(handle)),
+                )
+            }
+            Self::Port(port, password) => (
+                reqwest::Client::builder(),
+                format!("http://127.0.0.1:{port}"),
+                *password,
+                None,
+            ),
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let (Some(credential), Some(password)) = (&launch.credential, password) {
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{password}", credential.username));
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Basic {token}"))
+                .map_err(|error| {
+                    SandboxError::io("encoding the agent's credential")(std::io::Error::other(
+                        error,
+                    ))
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        let http = builder.default_headers(headers).build().map_err(|error| {
+            SandboxError::io("building the agent's client")(std::io::Error::other(error))
+        })?;
+        Ok(Some(AgentEndpoint {
+            base_url,
+            http,
+            _channel: handle,
+        }))
+    }
+}
+
 fn free_loopback_port() -> Result<u16, SandboxError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .map_err(SandboxError::io("finding a free loopback port"))
+}
+
+/// A random password for one agent.
+fn random_password() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 #[async_trait]
@@ -275,24 +478,52 @@ impl SandboxProvider for LocalProvider {
         }
     }
 
+    fn limits(&self) -> SandboxLimits {
+        self.config.limits.clone()
+    }
+
     async fn start(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
         validate_session_id(&spec.session_id)?;
         let slot = self.slot(&spec.session_id);
         let mut running = slot.lock().await;
-        let sandbox = |url: &str| Sandbox {
+        let sandbox = |agent: &RunningAgent| Sandbox {
             session_id: spec.session_id.clone(),
-            agent_url: url.to_owned(),
+            agent: agent.endpoint.clone(),
             isolation: self.isolation().to_owned(),
+            limits: agent.limits.clone(),
         };
         if let Some(agent) = running.as_mut()
             && matches!(agent.child.try_wait(), Ok(None))
         {
-            return Ok(sandbox(&agent.url));
+            return Ok(sandbox(agent));
         }
         *running = None;
 
         let session_dir = self.prepare_folders(spec).await?;
-        let port = free_loopback_port()?;
+        let isolated = self.config.isolation == IsolationMode::Bubblewrap;
+        let group = isolated
+            .then(|| ControlGroup::create(&spec.session_id, &spec.limits))
+            .flatten();
+        let limits = SandboxLimits {
+            enforced_by: Some(match (&group, isolated) {
+                (Some(group), _) => format!("{} and rlimits", group.describe()),
+                (None, true) => "rlimits (no control group here: memory, CPU and processes are \
+                                 not enforced)"
+                    .into(),
+                (None, false) => "none (process isolation)".into(),
+            }),
+            ..spec.limits.clone()
+        };
+        let gateway_end = if isolated {
+            let policy = self.config.egress.with(&spec.egress_allow);
+            let end = ChannelDirs::of(&session_dir)
+                .open(&spec.session_id, policy, &self.config.loopback_services)
+                .map_err(SandboxError::io("opening the sandbox's channel"))?;
+            Some(end)
+        } else {
+            None
+        };
+        let password = spec.launch.credential.as_ref().map(|_| random_password());
         let log_path = session_dir.join("agent.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -302,7 +533,8 @@ impl SandboxProvider for LocalProvider {
         let error_log = log
             .try_clone()
             .map_err(SandboxError::io("duplicating the agent log"))?;
-        let mut command = self.command(&spec.launch, &session_dir, port);
+        let (mut command, port) =
+            self.command(spec, &session_dir, group.as_ref(), password.as_deref())?;
         command.stdout(log).stderr(error_log);
         let mut child = command.spawn().map_err(SandboxError::io(format!(
             "starting {}",
@@ -314,24 +546,51 @@ impl SandboxProvider for LocalProvider {
         tracing::info!(
             session_id = %spec.session_id,
             pid,
-            port,
             isolation = self.isolation(),
+            limits = ?limits,
             passed_environment = ?self.config.passed_environment,
             "agent starting"
         );
 
-        let url = format!("http://127.0.0.1:{port}");
-        if let Err(error) = self
-            .wait_until_ready(&mut child, &url, &spec.launch, &log_path)
+        let target = if isolated {
+            Target::Socket(
+                ChannelDirs::of(&session_dir).agent_socket(),
+                password.as_deref(),
+            )
+        } else {
+            Target::Port(port, password.as_deref())
+        };
+        let endpoint = match self
+            .wait_until_ready(&mut child, target, &spec.launch, &log_path)
             .await
         {
-            process::stop(&mut child, self.config.stop_grace).await;
-            return Err(error);
-        }
+            Ok(endpoint) => endpoint,
+            Err(error) => {
+                process::stop(&mut child, self.config.stop_grace).await;
+                if let Some(group) = &group {
+                    group.remove();
+                }
+                return Err(error);
+            }
+        };
         tracing::info!(session_id = %spec.session_id, pid, "agent ready");
-        let sandbox = sandbox(&url);
-        *running = Some(RunningAgent { child, url });
-        Ok(sandbox)
+        let agent = RunningAgent {
+            child,
+            endpoint,
+            limits,
+            group,
+            _gateway_end: gateway_end,
+        };
+        let started = sandbox(&agent);
+        *running = Some(agent);
+        Ok(started)
+    }
+
+    async fn over_limit(&self, session_id: &str) -> Option<String> {
+        let slot = self.slot(session_id);
+        let running = slot.lock().await;
+        let agent = running.as_ref()?;
+        agent.group.as_ref()?.exhausted(&agent.limits)
     }
 
     async fn is_running(&self, session_id: &str) -> bool {
@@ -348,6 +607,9 @@ impl SandboxProvider for LocalProvider {
         let mut running = slot.lock().await;
         if let Some(mut agent) = running.take() {
             process::stop(&mut agent.child, self.config.stop_grace).await;
+            if let Some(group) = &agent.group {
+                group.remove();
+            }
             tracing::info!(session_id, "agent stopped");
         }
         let _ = std::fs::remove_file(self.session_dir(session_id).join("agent.pid"));
@@ -362,11 +624,26 @@ impl SandboxProvider for LocalProvider {
         }
         let snapshot_id = format!("snp_{}", uuid::Uuid::now_v7().simple());
         let destination = self.snapshot_path(&snapshot_id);
-        let size_bytes =
-            tokio::task::spawn_blocking(move || archive::write(&session_dir, &destination))
-                .await
-                .map_err(|error| SandboxError::io("writing a snapshot")(error.into()))?
-                .map_err(SandboxError::io(format!("writing snapshot {snapshot_id}")))?;
+        let limit = self.config.max_snapshot_bytes;
+        let slot = self.slot(session_id);
+        let running = slot.lock().await;
+        let group = running.as_ref().and_then(|agent| agent.group.as_ref());
+        if let Some(group) = group {
+            group
+                .freeze(true)
+                .map_err(SandboxError::io("freezing the sandbox"))?;
+        }
+        let written =
+            tokio::task::spawn_blocking(move || archive::write(&session_dir, &destination, limit))
+                .await;
+        if let Some(group) = group {
+            group
+                .freeze(false)
+                .map_err(SandboxError::io("thawing the sandbox"))?;
+        }
+        let size_bytes = written
+            .map_err(|error| SandboxError::io("writing a snapshot")(error.into()))?
+            .map_err(SandboxError::io(format!("writing snapshot {snapshot_id}")))?;
         tracing::info!(session_id, snapshot_id, size_bytes, "snapshot saved");
         Ok(SnapshotInfo {
             snapshot_id,

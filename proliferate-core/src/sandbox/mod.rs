@@ -4,18 +4,25 @@
 //! agent ([`AgentLaunch`]) and the provider runs it inside the sandbox and waits until it answers.
 
 mod archive;
+mod channel;
+mod egress;
+pub mod helper;
 mod isolation;
+mod limits;
 mod local;
 mod process;
+mod seccomp;
 
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+pub use egress::EgressPolicy;
 pub use isolation::IsolationMode;
+pub use limits::{default_limits, within};
 pub use local::{LocalProvider, LocalProviderConfig};
 
-use crate::protocol::v1::SnapshotInfo;
+use crate::protocol::v1::{SandboxLimits, SnapshotInfo};
 
 /// What a provider can do beyond start and terminate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,6 +44,9 @@ pub struct AgentLaunch {
     pub program: PathBuf,
     /// Arguments; `{port}` is replaced by the port the agent must listen on, on loopback.
     pub arguments: Vec<String>,
+    /// How the agent takes its own credential, if it can: the gateway generates a random password
+    /// per sandbox, passes it in this environment variable and presents it with HTTP Basic auth.
+    pub credential: Option<AgentCredential>,
     /// Environment variables for the agent, beyond the provider's own (HOME, PATH, XDG).
     pub environment: Vec<(String, String)>,
     /// Files written under the agent's home before it starts: (path relative to home, contents).
@@ -45,6 +55,15 @@ pub struct AgentLaunch {
     pub install_root: Option<PathBuf>,
     /// The path answered with 2xx once the agent is ready, for example `/global/health`.
     pub readiness_path: String,
+}
+
+/// How an agent takes the credential its HTTP server requires.
+#[derive(Debug, Clone, Default)]
+pub struct AgentCredential {
+    /// The user name presented with HTTP Basic auth.
+    pub username: String,
+    /// The environment variable that carries the password to the agent.
+    pub password_variable: String,
 }
 
 /// What a provider needs to start a session's sandbox.
@@ -56,17 +75,55 @@ pub struct SandboxSpec {
     pub launch: AgentLaunch,
     /// Fill a new sandbox from this snapshot.
     pub restore_from: Option<String>,
+    /// The session's resource limits (already within the provider's).
+    pub limits: SandboxLimits,
+    /// Hosts the session may reach beyond the provider's egress allow-list.
+    pub egress_allow: Vec<String>,
+}
+
+/// How the gateway reaches a sandbox's agent: a base URL and the HTTP client that carries
+/// requests there (through the sandbox's channel, with the agent's credential).
+#[derive(Clone)]
+pub struct AgentEndpoint {
+    /// The base URL requests are made against, for example `http://agent`.
+    pub base_url: String,
+    /// The client configured for this agent; use it for every request to `base_url`.
+    pub http: reqwest::Client,
+    /// Keeps the channel the client connects through open while any copy of the endpoint lives.
+    _channel: Option<std::sync::Arc<channel::SocketHandle>>,
+}
+
+impl AgentEndpoint {
+    /// An endpoint at `base_url`, reached with `http`.
+    pub fn new(base_url: impl Into<String>, http: reqwest::Client) -> Self {
+        Self {
+            base_url: base_url.into(),
+            http,
+            _channel: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for AgentEndpoint {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AgentEndpoint")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A running sandbox, as the rest of the engine sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Sandbox {
     /// The session it belongs to.
     pub session_id: String,
-    /// The agent's HTTP base URL, reachable from the gateway.
-    pub agent_url: String,
+    /// Where its agent answers.
+    pub agent: AgentEndpoint,
     /// How the agent is isolated, for example `bubblewrap` or `process`.
     pub isolation: String,
+    /// The limits in force, and how they are enforced.
+    pub limits: SandboxLimits,
 }
 
 /// A failure of a sandbox provider.
@@ -89,6 +146,12 @@ pub enum SandboxError {
         /// What was asked.
         operation: &'static str,
     },
+    /// The sandbox cannot be isolated as configured on this machine.
+    #[error("isolation is unavailable: {0}")]
+    IsolationUnavailable(String),
+    /// The sandbox went over one of its limits.
+    #[error("the sandbox exceeded its limits: {0}")]
+    LimitExceeded(String),
     /// The agent did not become ready.
     #[error("the agent did not become ready: {0}")]
     AgentNotReady(String),
@@ -119,9 +182,20 @@ pub trait SandboxProvider: Send + Sync {
     /// What this provider can do.
     fn capabilities(&self) -> Capabilities;
 
+    /// The most a session's sandbox may use; a session may ask for less.
+    fn limits(&self) -> SandboxLimits {
+        SandboxLimits::default()
+    }
+
     /// Starts the session's sandbox (creating it, restoring a snapshot, or resuming a paused one)
     /// and waits until its agent answers. Returns the running sandbox if it already runs.
     async fn start(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError>;
+
+    /// Which of its limits the session's sandbox has run into, if any (asked when its agent
+    /// stops unexpectedly).
+    async fn over_limit(&self, _session_id: &str) -> Option<String> {
+        None
+    }
 
     /// True while the session's agent process runs.
     async fn is_running(&self, session_id: &str) -> bool;

@@ -37,8 +37,12 @@ impl Rig {
     pub async fn new(permission: Value) -> Self {
         let model = ScriptedModel::start().await.expect("scripted model");
         let data_dir = tempfile::tempdir().expect("temporary folder");
-        let provider =
-            LocalProvider::new(LocalProviderConfig::new(data_dir.path())).expect("provider");
+        let provider = LocalProvider::new(LocalProviderConfig {
+            helper: Some(env!("CARGO_BIN_EXE_proliferate-sandbox").into()),
+            loopback_services: vec![model.address()],
+            ..LocalProviderConfig::new(data_dir.path())
+        })
+        .expect("provider");
         let mut config =
             OpenCodeConfig::with_openai_compatible_model(opencode_program(), &model.base_url());
         config.permission = permission;
@@ -61,11 +65,13 @@ impl Rig {
             session_id: session_id.into(),
             launch: self.driver.launch(),
             restore_from,
+            limits: self.provider.limits(),
+            egress_allow: Vec::new(),
         };
         let sandbox = self.provider.start(&spec).await.expect("sandbox starts");
         let session = self
             .driver
-            .attach(&sandbox.agent_url, known)
+            .attach(&sandbox.agent, known)
             .await
             .expect("driver attaches");
         (sandbox, session)

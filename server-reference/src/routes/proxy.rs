@@ -40,7 +40,7 @@ async fn proxy(
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let principal = authenticate(&state, &parts.headers, &parts.uri, Some(&id))?;
-    let agent_url = state.gateway.agent_url(&principal, &id).await?;
+    let agent = state.gateway.agent_endpoint(&principal, &id).await?;
     let query: Vec<&str> = parts
         .uri
         .query()
@@ -48,11 +48,11 @@ async fn proxy(
         .split('&')
         .filter(|pair| !pair.is_empty() && !pair.starts_with("token="))
         .collect();
-    let mut target = format!("{agent_url}/{path}");
+    let mut target = format!("{}/{path}", agent.base_url);
     if !query.is_empty() {
         target = format!("{target}?{}", query.join("&"));
     }
-    let mut forwarded = state
+    let mut forwarded = agent
         .http
         .request(parts.method, target)
         .body(reqwest::Body::wrap_stream(body.into_data_stream()));

@@ -17,8 +17,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as SocketError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const SECRET: &str = "test-secret-for-users";
-pub const SERVICE_SECRET: &str = "test-secret-for-services";
+pub const SECRET: &str = "test-secret-for-users-of-32-bytes-or-more";
+pub const SERVICE_SECRET: &str = "test-secret-for-services-of-32-bytes-or-more";
 
 fn opencode_program() -> PathBuf {
     let program = proliferate_core::agent::opencode::default_program();

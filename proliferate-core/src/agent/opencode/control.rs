@@ -7,13 +7,13 @@ use serde_json::{Value, json};
 
 use crate::agent::{AgentControl, AgentPrompt, DriverError};
 use crate::protocol::v1::PermissionDecision;
+use crate::sandbox::AgentEndpoint;
 
 /// Every request to the agent gets this long; prompts are asynchronous, so none should need more.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub(super) struct OpenCodeControl {
-    http: reqwest::Client,
-    base_url: String,
+    agent: AgentEndpoint,
     session_id: String,
 }
 
@@ -51,13 +51,11 @@ impl OpenCodeControl {
     /// Adopts `known_session` if OpenCode still has it, else its most recently updated session,
     /// else creates a new one.
     pub(super) async fn attach(
-        http: reqwest::Client,
-        base_url: &str,
+        agent: AgentEndpoint,
         known_session: Option<&str>,
     ) -> Result<Self, DriverError> {
         let mut control = Self {
-            http,
-            base_url: base_url.to_owned(),
+            agent,
             session_id: String::new(),
         };
         control.session_id = control.adopt_or_create(known_session).await?;
@@ -69,18 +67,18 @@ impl OpenCodeControl {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
+        format!("{}{path}", self.agent.base_url)
     }
 
     async fn adopt_or_create(&self, known_session: Option<&str>) -> Result<String, DriverError> {
         if let Some(known) = known_session {
-            match send(self.http.get(self.url(&format!("/session/{known}")))).await {
+            match send(self.agent.http.get(self.url(&format!("/session/{known}")))).await {
                 Ok(_) => return Ok(known.to_owned()),
                 Err(DriverError::Rejected { status: 404, .. }) => {}
                 Err(error) => return Err(error),
             }
         }
-        let sessions = json_of(send(self.http.get(self.url("/session"))).await?).await?;
+        let sessions = json_of(send(self.agent.http.get(self.url("/session"))).await?).await?;
         let newest = sessions
             .as_array()
             .into_iter()
@@ -92,7 +90,8 @@ impl OpenCodeControl {
             return Ok(id.to_owned());
         }
         let created =
-            json_of(send(self.http.post(self.url("/session")).json(&json!({}))).await?).await?;
+            json_of(send(self.agent.http.post(self.url("/session")).json(&json!({}))).await?)
+                .await?;
         created["id"]
             .as_str()
             .map(str::to_owned)
@@ -125,13 +124,13 @@ impl AgentControl for OpenCodeControl {
     async fn prompt(&self, prompt: &AgentPrompt) -> Result<(), DriverError> {
         let path = format!("/session/{}/prompt_async", self.session_id);
         let body = json!({ "parts": prompt_parts(prompt) });
-        send(self.http.post(self.url(&path)).json(&body)).await?;
+        send(self.agent.http.post(self.url(&path)).json(&body)).await?;
         Ok(())
     }
 
     async fn abort(&self) -> Result<(), DriverError> {
         let path = format!("/session/{}/abort", self.session_id);
-        send(self.http.post(self.url(&path))).await?;
+        send(self.agent.http.post(self.url(&path))).await?;
         Ok(())
     }
 
@@ -147,7 +146,8 @@ impl AgentControl for OpenCodeControl {
         };
         let path = format!("/permission/{permission_id}/reply");
         send(
-            self.http
+            self.agent
+                .http
                 .post(self.url(&path))
                 .json(&json!({ "reply": reply })),
         )
@@ -157,6 +157,6 @@ impl AgentControl for OpenCodeControl {
 
     async fn history(&self) -> Result<Value, DriverError> {
         let path = format!("/session/{}/message", self.session_id);
-        json_of(send(self.http.get(self.url(&path))).await?).await
+        json_of(send(self.agent.http.get(self.url(&path))).await?).await
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{AgentDriver, AgentSession, DriverError};
-use crate::sandbox::AgentLaunch;
+use crate::sandbox::{AgentCredential, AgentEndpoint, AgentLaunch};
 use control::OpenCodeControl;
 
 /// Settings of the OpenCode driver.
@@ -79,16 +79,12 @@ impl OpenCodeConfig {
 /// Drives `opencode serve`.
 pub struct OpenCodeDriver {
     config: OpenCodeConfig,
-    http: reqwest::Client,
 }
 
 impl OpenCodeDriver {
     /// A driver with these settings.
     pub fn new(config: OpenCodeConfig) -> Self {
-        Self {
-            config,
-            http: reqwest::Client::new(),
-        }
+        Self { config }
     }
 }
 
@@ -157,6 +153,10 @@ impl AgentDriver for OpenCodeDriver {
             arguments: ["serve", "--port", "{port}", "--hostname", "127.0.0.1"]
                 .map(String::from)
                 .to_vec(),
+            credential: Some(AgentCredential {
+                username: "opencode".into(),
+                password_variable: "OPENCODE_SERVER_PASSWORD".into(),
+            }),
             environment,
             home_files: Vec::new(),
             readiness_path: "/global/health".into(),
@@ -165,18 +165,16 @@ impl AgentDriver for OpenCodeDriver {
 
     async fn attach(
         &self,
-        agent_url: &str,
+        agent: &AgentEndpoint,
         known_session: Option<&str>,
     ) -> Result<AgentSession, DriverError> {
         let (sender, updates) = mpsc::channel(1024);
-        let connected =
-            stream::subscribe(self.http.clone(), agent_url, self.config.heartbeat_timeout).await?;
-        let control = OpenCodeControl::attach(self.http.clone(), agent_url, known_session).await?;
+        let connected = stream::subscribe(agent, self.config.heartbeat_timeout).await?;
+        let control = OpenCodeControl::attach(agent.clone(), known_session).await?;
         let session_id = control.session_id().to_owned();
         tokio::spawn(stream::run(
             connected,
-            self.http.clone(),
-            agent_url.to_owned(),
+            agent.clone(),
             self.config.heartbeat_timeout,
             translate::Translator::new(session_id),
             sender,

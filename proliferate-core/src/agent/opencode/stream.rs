@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::translate::Translator;
 use crate::agent::{AgentUpdate, DriverError};
+use crate::sandbox::AgentEndpoint;
 
 type Messages =
     Pin<Box<dyn Stream<Item = Result<SseMessage, EventStreamError<reqwest::Error>>> + Send>>;
@@ -24,12 +25,12 @@ const RECONNECT_DELAYS: [Duration; 4] = [
 
 /// Opens `/event` and waits for OpenCode's first frame, so nothing that follows is missed.
 pub(super) async fn subscribe(
-    http: reqwest::Client,
-    base_url: &str,
+    agent: &AgentEndpoint,
     heartbeat_timeout: Duration,
 ) -> Result<Messages, DriverError> {
-    let response = http
-        .get(format!("{base_url}/event"))
+    let response = agent
+        .http
+        .get(format!("{}/event", agent.base_url))
         .header("accept", "text/event-stream")
         .send()
         .await
@@ -54,8 +55,7 @@ pub(super) async fn subscribe(
 /// Forwards translated updates until the agent is lost or nobody listens any more.
 pub(super) async fn run(
     mut messages: Messages,
-    http: reqwest::Client,
-    base_url: String,
+    agent: AgentEndpoint,
     heartbeat_timeout: Duration,
     mut translator: Translator,
     updates: mpsc::Sender<AgentUpdate>,
@@ -86,7 +86,7 @@ pub(super) async fn run(
             }
         };
         tracing::warn!(reason = %ended_because, "agent event stream interrupted");
-        match reconnect(&http, &base_url, heartbeat_timeout).await {
+        match reconnect(&agent, heartbeat_timeout).await {
             Ok(reconnected) => messages = reconnected,
             Err(error) => {
                 let reason = format!("{ended_because}; reconnecting failed: {error}");
@@ -98,14 +98,13 @@ pub(super) async fn run(
 }
 
 async fn reconnect(
-    http: &reqwest::Client,
-    base_url: &str,
+    agent: &AgentEndpoint,
     heartbeat_timeout: Duration,
 ) -> Result<Messages, DriverError> {
     let mut last_error = DriverError::Unreachable("not tried".into());
     for delay in RECONNECT_DELAYS {
         tokio::time::sleep(delay).await;
-        match subscribe(http.clone(), base_url, heartbeat_timeout).await {
+        match subscribe(agent, heartbeat_timeout).await {
             Ok(messages) => return Ok(messages),
             Err(error) => last_error = error,
         }

@@ -20,6 +20,8 @@ impl Hub {
             session_id: self.record.info.id.clone(),
             launch: services.driver.launch(),
             restore_from: self.record.info.source_snapshot_id.clone(),
+            limits: self.record.info.limits.clone().unwrap_or_default(),
+            egress_allow: self.record.info.egress_allow.clone(),
         };
         let known_session = self.record.agent_session_id.clone();
         let booted = self.booted.clone();
@@ -28,9 +30,9 @@ impl Hub {
                 let sandbox = services.provider.start(&spec).await?;
                 let session = services
                     .driver
-                    .attach(&sandbox.agent_url, known_session.as_deref())
+                    .attach(&sandbox.agent, known_session.as_deref())
                     .await?;
-                Ok((sandbox.agent_url, session))
+                Ok((sandbox, session))
             }
             .await;
             let _ = booted.send(result).await;
@@ -40,13 +42,14 @@ impl Hub {
 
     pub(super) async fn on_booted(
         &mut self,
-        result: Result<(String, AgentSession), GatewayError>,
+        result: Result<(Sandbox, AgentSession), GatewayError>,
     ) -> Result<(), GatewayError> {
         match result {
-            Ok((agent_url, session)) => {
-                self.agent_url = Some(agent_url);
+            Ok((sandbox, session)) => {
                 self.record.agent_session_id = Some(session.control.agent_session_id().to_owned());
-                self.record.info.isolation = Some(self.services.isolation.clone());
+                self.record.info.isolation = Some(sandbox.isolation);
+                self.record.info.limits = Some(sandbox.limits);
+                self.agent_endpoint = Some(sandbox.agent);
                 self.agent = Agent::Up(session.control);
                 self.updates = Some(session.updates);
                 self.set_status(SessionStatus::Running, "agent_ready")
@@ -110,11 +113,24 @@ impl Hub {
         self.updates = None;
         self.agent = Agent::Down;
         let prompt_id = self.running.as_ref().map(|turn| turn.prompt_id.clone());
-        self.append(Event::AgentError(AgentError {
-            kind: "agent_exited".into(),
-            message: format!("the agent stopped: {reason}"),
-            prompt_id,
-            ..Default::default()
+        let over_limit = self
+            .services
+            .provider
+            .over_limit(&self.record.info.id)
+            .await;
+        self.append(Event::AgentError(match over_limit {
+            Some(limit) => AgentError {
+                kind: "limit_exceeded".into(),
+                message: format!("the sandbox ran out of {limit}; the agent stopped: {reason}"),
+                prompt_id,
+                ..Default::default()
+            },
+            None => AgentError {
+                kind: "agent_exited".into(),
+                message: format!("the agent stopped: {reason}"),
+                prompt_id,
+                ..Default::default()
+            },
         }));
         self.end_turn(true).await?;
         let _ = self.services.provider.pause(&self.record.info.id).await;

@@ -84,9 +84,9 @@ impl Hub {
             Command::Transcript(reply) => {
                 let _ = reply.send(Ok(self.reducer.transcript().clone()));
             }
-            Command::AgentUrl(reply) => {
+            Command::AgentEndpoint(reply) => {
                 let url = match self.agent {
-                    Agent::Up(_) => self.agent_url.clone(),
+                    Agent::Up(_) => self.agent_endpoint.clone(),
                     _ => None,
                 };
                 let _ =

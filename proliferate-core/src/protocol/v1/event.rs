@@ -318,7 +318,8 @@ pub struct ToolFailed {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct AgentError {
     /// What failed: `model` (the model's API), `model_retrying` (the agent retries the model),
-    /// `agent_exited`, `agent_unreachable`, `prompt_rejected`, or `agent` for anything else.
+    /// `agent_exited`, `limit_exceeded` (the sandbox ran out of memory or processes),
+    /// `agent_unreachable`, `prompt_rejected`, or `agent` for anything else.
     pub kind: String,
     /// A message fit to show a person.
     pub message: String,

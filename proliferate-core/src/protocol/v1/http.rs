@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{EventEnvelope, Extra, PermissionDecision, SessionInfo};
+use super::{EventEnvelope, Extra, PermissionDecision, SandboxLimits, SessionInfo};
 
 /// Body of `POST /v1/sessions`. Send an `Idempotency-Key` header to make retries safe.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
@@ -20,6 +20,13 @@ pub struct CreateSessionRequest {
     /// The model to use, as `provider/model`; the server's default otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Resource limits for the sandbox, each no higher than the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<SandboxLimits>,
+    /// Hosts the sandbox may reach through the egress proxy, beyond the server's allow-list
+    /// (`host`, `host:port` or `*.domain`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress_allow: Vec<String>,
     /// Free-form metadata kept with the session.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub metadata: serde_json::Value,

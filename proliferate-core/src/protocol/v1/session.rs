@@ -68,6 +68,12 @@ pub struct SessionInfo {
     /// How the sandbox isolates the agent, for example `bubblewrap` or `process`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<String>,
+    /// The resource limits of the session's sandbox, once it has started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<SandboxLimits>,
+    /// Hosts the sandbox may reach through the egress proxy, beyond the server's allow-list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress_allow: Vec<String>,
     /// The seq of the newest durable event; 0 before the first.
     pub head_seq: u64,
     /// The snapshot the session started from, if any.
@@ -86,6 +92,31 @@ pub struct SessionInfo {
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// Resource limits of a sandbox. In a request each field lowers the server's limit (a value above
+/// it is refused); in session info each field is the limit in force.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct SandboxLimits {
+    /// Memory of every process in the sandbox together, including its `/tmp`, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// CPU time, in thousandths of a core (1000 is one core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_millicores: Option<u32>,
+    /// Processes and threads at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u32>,
+    /// Open files per process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<u32>,
+    /// The largest file the sandbox may write, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    /// How the limits are enforced, for example `cgroup v1` or `rlimit` (memory, CPU and processes
+    /// unenforced); set by the server, ignored in requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforced_by: Option<String>,
 }
 
 /// A permission a token grants.
