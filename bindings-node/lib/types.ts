@@ -6,7 +6,8 @@ export interface AgentError {
   /** The `type` tag this value carries on the wire. */
   type: "agent_error";
   /** What failed: `model` (the model's API), `model_retrying` (the agent retries the model),
-`agent_exited`, `agent_unreachable`, `prompt_rejected`, or `agent` for anything else. */
+`agent_exited`, `limit_exceeded` (the sandbox ran out of memory or processes),
+`agent_unreachable`, `prompt_rejected`, or `agent` for anything else. */
   kind: string;
   /** A message fit to show a person. */
   message: string;
@@ -72,8 +73,13 @@ export interface CancelQueued {
 
 /** Body of `POST /v1/sessions`. Send an `Idempotency-Key` header to make retries safe. */
 export interface CreateSessionRequest {
+  /** Hosts the sandbox may reach through the egress proxy, beyond the server's allow-list
+(`host`, `host:port` or `*.domain`). */
+  egress_allow?: Array<string>;
   /** A prompt to run as soon as the agent is up. */
   initial_prompt?: string | null;
+  /** Resource limits for the sandbox, each no higher than the server's. */
+  limits?: SandboxLimits | null;
   /** Free-form metadata kept with the session. */
   metadata?: unknown;
   /** The model to use, as `provider/model`; the server's default otherwise. */
@@ -360,6 +366,24 @@ export interface Reset {
 /** Who wrote a message. */
 export type Role = "user" | "assistant";
 
+/** Resource limits of a sandbox. In a request each field lowers the server's limit (a value above
+it is refused); in session info each field is the limit in force. */
+export interface SandboxLimits {
+  /** CPU time, in thousandths of a core (1000 is one core). */
+  cpu_millicores?: number | null;
+  /** The largest file the sandbox may write, in bytes. */
+  disk_bytes?: number | null;
+  /** How the limits are enforced, for example `cgroup v1` or `rlimit` (memory, CPU and processes
+unenforced); set by the server, ignored in requests. */
+  enforced_by?: string | null;
+  /** Memory of every process in the sandbox together, including its `/tmp`, in bytes. */
+  memory_bytes?: number | null;
+  /** Open files per process. */
+  open_files?: number | null;
+  /** Processes and threads at once. */
+  processes?: number | null;
+}
+
 /** A permission a token grants. */
 export type Scope = "read" | "write" | "admin";
 
@@ -391,12 +415,16 @@ export interface SessionInfo {
   created_at: number;
   /** The subject of the token that created it. */
   created_by: string;
+  /** Hosts the sandbox may reach through the egress proxy, beyond the server's allow-list. */
+  egress_allow?: Array<string>;
   /** The seq of the newest durable event; 0 before the first. */
   head_seq: number;
   /** The session's id. */
   id: string;
   /** How the sandbox isolates the agent, for example `bubblewrap` or `process`. */
   isolation?: string | null;
+  /** The resource limits of the session's sandbox, once it has started. */
+  limits?: SandboxLimits | null;
   /** Free-form metadata the creator attached. */
   metadata?: unknown;
   /** The organisation that owns the session; no other organisation's token reaches it. */

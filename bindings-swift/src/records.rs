@@ -29,6 +29,12 @@ pub struct SessionInfo {
     pub provider: String,
     /// How the sandbox isolates the agent, for example `bubblewrap` or `process`.
     pub isolation: Option<String>,
+    /// The resource limits of its sandbox.
+    #[serde(default)]
+    pub limits: Option<SandboxLimits>,
+    /// Hosts its sandbox may reach beyond the server's egress allow-list.
+    #[serde(default)]
+    pub egress_allow: Vec<String>,
     /// The seq of the newest durable event.
     pub head_seq: u64,
     /// The snapshot it started from.
@@ -42,6 +48,23 @@ pub struct SessionInfo {
     pub created_at: i64,
     /// Last change, milliseconds since the Unix epoch.
     pub updated_at: i64,
+}
+
+/// Resource limits of a sandbox; each field is the limit in force.
+#[derive(Debug, Clone, PartialEq, Deserialize, uniffi::Record)]
+pub struct SandboxLimits {
+    /// Memory of every process together, in bytes.
+    pub memory_bytes: Option<u64>,
+    /// CPU time, in thousandths of a core.
+    pub cpu_millicores: Option<u32>,
+    /// Processes and threads at once.
+    pub processes: Option<u32>,
+    /// Open files per process.
+    pub open_files: Option<u32>,
+    /// The largest file the sandbox may write, in bytes.
+    pub disk_bytes: Option<u64>,
+    /// How the limits are enforced, for example `cgroup v2 and rlimits`.
+    pub enforced_by: Option<String>,
 }
 
 /// A page of sessions.

@@ -15,7 +15,8 @@ class AgentError:
     """The `type` tag this value carries on the wire."""
     kind: str
     """What failed: `model` (the model's API), `model_retrying` (the agent retries the model),
-`agent_exited`, `agent_unreachable`, `prompt_rejected`, or `agent` for anything else."""
+`agent_exited`, `limit_exceeded` (the sandbox ran out of memory or processes),
+`agent_unreachable`, `prompt_rejected`, or `agent` for anything else."""
     message: str
     """A message fit to show a person."""
     prompt_id: str | None = None
@@ -87,8 +88,13 @@ class CancelQueued:
 @dataclass(frozen=True, kw_only=True)
 class CreateSessionRequest:
     """Body of `POST /v1/sessions`. Send an `Idempotency-Key` header to make retries safe."""
+    egress_allow: list[str] = field(default_factory=list)
+    """Hosts the sandbox may reach through the egress proxy, beyond the server's allow-list
+(`host`, `host:port` or `*.domain`)."""
     initial_prompt: str | None = None
     """A prompt to run as soon as the agent is up."""
+    limits: SandboxLimits | None = None
+    """Resource limits for the sandbox, each no higher than the server's."""
     metadata: Any = None
     """Free-form metadata kept with the session."""
     model: str | None = None
@@ -401,6 +407,25 @@ Role = Literal['user', 'assistant']
 """Who wrote a message."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class SandboxLimits:
+    """Resource limits of a sandbox. In a request each field lowers the server's limit (a value above
+it is refused); in session info each field is the limit in force."""
+    cpu_millicores: int | None = None
+    """CPU time, in thousandths of a core (1000 is one core)."""
+    disk_bytes: int | None = None
+    """The largest file the sandbox may write, in bytes."""
+    enforced_by: str | None = None
+    """How the limits are enforced, for example `cgroup v1` or `rlimit` (memory, CPU and processes
+unenforced); set by the server, ignored in requests."""
+    memory_bytes: int | None = None
+    """Memory of every process in the sandbox together, including its `/tmp`, in bytes."""
+    open_files: int | None = None
+    """Open files per process."""
+    processes: int | None = None
+    """Processes and threads at once."""
+
+
 Scope = Literal['read', 'write', 'admin']
 """A permission a token grants."""
 
@@ -436,12 +461,16 @@ class SessionInfo:
     """Creation time, milliseconds since the Unix epoch."""
     created_by: str
     """The subject of the token that created it."""
+    egress_allow: list[str] = field(default_factory=list)
+    """Hosts the sandbox may reach through the egress proxy, beyond the server's allow-list."""
     head_seq: int
     """The seq of the newest durable event; 0 before the first."""
     id: str
     """The session's id."""
     isolation: str | None = None
     """How the sandbox isolates the agent, for example `bubblewrap` or `process`."""
+    limits: SandboxLimits | None = None
+    """The resource limits of the session's sandbox, once it has started."""
     metadata: Any = None
     """Free-form metadata the creator attached."""
     organization_id: str

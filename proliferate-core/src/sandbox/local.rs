@@ -396,14 +396,14 @@ impl LocalProvider {
 enum Target<'a> {
     /// A Unix socket the sandbox helper binds.
     Socket(PathBuf, Option<&'a str>),
-    /// A port on the host's loopback.
-    Port(u16, Option<&'a str>),
+    /// A port on the host's loopback, and the workspace on the host.
+    Port(u16, Option<&'a str>, PathBuf),
 }
 
 impl Target<'_> {
     /// The endpoint, once the agent's socket exists.
     fn endpoint(&self, launch: &AgentLaunch) -> Result<Option<AgentEndpoint>, SandboxError> {
-        let (builder, base_url, password, handle) = match self {
+        let (builder, base_url, password, handle, workspace) = match self {
             Self::Socket(path, password) => {
                 let Some(handle) = SocketHandle::open(path) else {
                     return Ok(None);
@@ -414,13 +414,15 @@ impl Target<'_> {
                     "http://agent".to_owned(),
                     *password,
                     Some(Arc::new(handle)),
+                    SANDBOX_WORKSPACE.to_owned(),
                 )
             }
-            Self::Port(port, password) => (
+            Self::Port(port, password, workspace) => (
                 reqwest::Client::builder(),
                 format!("http://127.0.0.1:{port}"),
                 *password,
                 None,
+                workspace.display().to_string(),
             ),
         };
         let mut headers = reqwest::header::HeaderMap::new();
@@ -442,6 +444,7 @@ impl Target<'_> {
         Ok(Some(AgentEndpoint {
             base_url,
             http,
+            workspace,
             _channel: handle,
         }))
     }
@@ -558,7 +561,7 @@ impl SandboxProvider for LocalProvider {
                 password.as_deref(),
             )
         } else {
-            Target::Port(port, password.as_deref())
+            Target::Port(port, password.as_deref(), session_dir.join("workspace"))
         };
         let endpoint = match self
             .wait_until_ready(&mut child, target, &spec.launch, &log_path)

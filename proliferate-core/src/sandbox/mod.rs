@@ -89,16 +89,23 @@ pub struct AgentEndpoint {
     pub base_url: String,
     /// The client configured for this agent; use it for every request to `base_url`.
     pub http: reqwest::Client,
+    /// The workspace's absolute path as the agent sees it.
+    pub workspace: String,
     /// Keeps the channel the client connects through open while any copy of the endpoint lives.
     _channel: Option<std::sync::Arc<channel::SocketHandle>>,
 }
 
 impl AgentEndpoint {
-    /// An endpoint at `base_url`, reached with `http`.
-    pub fn new(base_url: impl Into<String>, http: reqwest::Client) -> Self {
+    /// An endpoint at `base_url`, reached with `http`, whose agent works in `workspace`.
+    pub fn new(
+        base_url: impl Into<String>,
+        http: reqwest::Client,
+        workspace: impl Into<String>,
+    ) -> Self {
         Self {
             base_url: base_url.into(),
             http,
+            workspace: workspace.into(),
             _channel: None,
         }
     }

@@ -1,5 +1,6 @@
 //! The HTTP and WebSocket surface of `docs/protocol.md`, as an axum router.
 
+mod agent_policy;
 mod proxy;
 mod sessions;
 mod socket;

@@ -1,18 +1,20 @@
-//! `/v1/sessions/{id}/agent/{path}`: forwards any request to the session's agent (OpenCode's
-//! own API), streaming both ways, so `opencode attach` and OpenCode SDKs work through the
-//! gateway. The gateway's credentials are stripped before forwarding.
+//! `/v1/sessions/{id}/agent/{path}`: forwards the routes `opencode attach` and OpenCode's SDKs
+//! need to the session's agent, streaming both ways, under the policy of [`agent_policy`]
+//! (`docs/agents/opencode-proxy.md`): nothing that bypasses the session's permissions or reads
+//! outside the workspace, no client credentials in, no agent headers that act on the gateway's
+//! origin out. The agent's own credential is added by the endpoint's client.
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderName, StatusCode, header};
+use axum::http::header;
 use axum::response::Response;
 use proliferate_core::GatewayError;
 
-use super::{AppState, authenticate};
+use super::{AppState, agent_policy, authenticate};
 use crate::problem::ApiError;
 
-/// Request headers never forwarded to the agent.
-const DROPPED: [HeaderName; 3] = [header::AUTHORIZATION, header::HOST, header::CONNECTION];
+/// The largest prompt body the proxy reads to check it.
+const MAX_PROMPT_BODY: usize = 16 << 20;
 
 /// `ANY /v1/sessions/{id}/agent`
 pub async fn forward_root(
@@ -35,31 +37,44 @@ pub async fn forward(
 async fn proxy(
     state: AppState,
     id: String,
-    path: String,
+    _path: String,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let principal = authenticate(&state, &parts.headers, &parts.uri, Some(&id))?;
-    let agent = state.gateway.agent_endpoint(&principal, &id).await?;
-    let query: Vec<&str> = parts
-        .uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty() && !pair.starts_with("token="))
-        .collect();
-    let mut target = format!("{}/{path}", agent.base_url);
-    if !query.is_empty() {
-        target = format!("{target}?{}", query.join("&"));
+    // The raw path: axum's `{*path}` capture is percent-decoded.
+    let path = agent_policy::agent_path(parts.uri.path()).unwrap_or_default();
+    if !agent_policy::allows(&parts.method, path) {
+        return Err(ApiError(GatewayError::Forbidden(format!(
+            "{} {path} is not available through the gateway (docs/agents/opencode-proxy.md)",
+            parts.method
+        ))));
     }
-    let mut forwarded = agent
-        .http
-        .request(parts.method, target)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    let agent = state.gateway.agent_endpoint(&principal, &id).await?;
+    let query = agent_policy::forwarded_query(parts.uri.query().unwrap_or_default());
+    let target = match query.is_empty() {
+        true => format!("{}{path}", agent.base_url),
+        false => format!("{}{path}?{query}", agent.base_url),
+    };
+    let body = if agent_policy::inspects_body(&parts.method, path) {
+        let bytes = axum::body::to_bytes(body, MAX_PROMPT_BODY)
+            .await
+            .map_err(|_| {
+                ApiError(GatewayError::PayloadTooLarge(format!(
+                    "a prompt through the agent proxy takes at most {MAX_PROMPT_BODY} bytes"
+                )))
+            })?;
+        agent_policy::check_body(&parts.method, path, &bytes, &agent.workspace)
+            .map_err(|violation| ApiError(GatewayError::BadRequest(violation.message().into())))?;
+        reqwest::Body::from(bytes)
+    } else {
+        reqwest::Body::wrap_stream(body.into_data_stream())
+    };
+    let mut forwarded = agent.http.request(parts.method, target).body(body);
     for (name, value) in parts
         .headers
         .iter()
-        .filter(|(name, _)| !DROPPED.contains(name))
+        .filter(|(name, _)| agent_policy::forwards_request_header(name))
     {
         forwarded = forwarded.header(name, value);
     }
@@ -68,12 +83,21 @@ async fn proxy(
             error.without_url().to_string(),
         ))
     })?;
-    let mut response = Response::builder()
-        .status(StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY));
-    for (name, value) in answer.headers() {
-        if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
-            response = response.header(name, value);
-        }
+    let mut response =
+        Response::builder().status(agent_policy::forwarded_status(answer.status().as_u16()));
+    for (name, value) in answer
+        .headers()
+        .iter()
+        .filter(|(name, _)| agent_policy::forwards_response_header(name))
+    {
+        response = response.header(name, value);
+    }
+    response = response.header(
+        header::CONTENT_TYPE,
+        agent_policy::response_content_type(answer.headers().get(header::CONTENT_TYPE)),
+    );
+    for (name, value) in agent_policy::hardening_headers() {
+        response = response.header(name, value);
     }
     response
         .body(Body::from_stream(answer.bytes_stream()))
