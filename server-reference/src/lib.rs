@@ -153,7 +153,6 @@ impl Server {
         let app = router(AppState {
             gateway: gateway.clone(),
             shutting_down: watcher.clone(),
-            http: reqwest::Client::new(),
         });
         let mut stop = watcher;
         let task = tokio::spawn(async move {

@@ -322,7 +322,8 @@ async fn egress_leaves_only_through_the_proxy_to_allowed_hosts() {
 async fn a_sandbox_over_its_limits_harms_neither_the_gateway_nor_another_session() {
     let server = TestServer::start(&["--permission", ALLOW_ALL]);
     let api = Api::new(&server, &token("ada", "acme"));
-    let limits = json!({"memory_bytes": 768u64 << 20, "processes": 200});
+    let limits =
+        json!({"memory_bytes": 768u64 << 20, "processes": 200, "disk_bytes": 256u64 << 20});
     let hog = create(&api, json!({"limits": limits})).await;
     let bystander = create(&api, json!({})).await;
     let info = api.wait_for_status(&hog.id, SessionStatus::Running).await;
@@ -384,6 +385,36 @@ async fn a_sandbox_over_its_limits_harms_neither_the_gateway_nor_another_session
         .parse()
         .unwrap_or(0);
     assert!(refused > 0, "forks past the limit were refused: {storm}");
+
+    // Control: a file of 32 MiB is written. Then files past the session's 256 MiB disk: the
+    // tool gets ENOSPC, or the agent fails for want of room (its own database shares the disk)
+    // and says which limit; either way the disk holds no more and the host's is not touched.
+    let host_free = || {
+        let stats = nix::sys::statvfs::statvfs(&server.data_dir).unwrap();
+        stats.blocks_available() * stats.fragment_size()
+    };
+    let host_before = host_free();
+    let small = run(
+        &api,
+        &hog.id,
+        "dd if=/dev/zero of=small bs=1M count=32 2>&1 | tail -1; ls -s small",
+    )
+    .await;
+    assert!(small.contains("32768 small"), "{small}");
+    let filling = run(&api, &hog.id, "for i in 1 2 3 4 5 6 7 8; do dd if=/dev/zero of=fill$i bs=1M count=64 2>&1 | grep -o 'No space left on device'; done | sort -u").await;
+    assert!(
+        filling.contains("No space left on device") || filling.contains("limit_exceeded"),
+        "{filling}"
+    );
+    let disk =
+        nix::sys::statvfs::statvfs(&server.data_dir.join(format!("sessions/{}/disk", hog.id)))
+            .unwrap();
+    assert!(
+        disk.blocks() * disk.fragment_size() <= 256 << 20,
+        "the session's disk is its limit"
+    );
+    let lost = host_before.saturating_sub(host_free()) >> 20;
+    assert!(lost < 384, "the host's disk lost {lost} MiB");
 
     // The gateway and the other session are unaffected.
     let (status, _) = api.call(Method::GET, "/healthz", None).await;

@@ -67,15 +67,23 @@ impl ChannelDirs {
             let _ = std::fs::remove_dir_all(folder);
             std::fs::create_dir_all(folder)?;
         }
-        let egress = UnixListener::bind(self.gateway.join("egress.sock"))?;
+        // Bound through a descriptor of the folder: a socket's path may be at most 107 bytes, and
+        // a data directory's may be longer.
+        let folder = open(
+            &self.gateway,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let bind =
+            |name: &str| UnixListener::bind(format!("/proc/self/fd/{}/{name}", folder.as_raw_fd()));
+        let egress = bind("egress.sock")?;
         let mut tasks = vec![tokio::spawn(egress::serve(
             egress,
             Arc::new(policy),
             session_id.to_owned(),
         ))];
         for &target in forwards {
-            let listener =
-                UnixListener::bind(self.gateway.join(format!("{}.sock", target.port())))?;
+            let listener = bind(&format!("{}.sock", target.port()))?;
             tasks.push(tokio::spawn(forward(listener, target)));
         }
         Ok(GatewayEnd { tasks })
@@ -117,5 +125,56 @@ impl SocketHandle {
     /// The path that connects to the socket while this handle lives.
     pub fn connect_path(&self) -> PathBuf {
         PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sockets_open_under_a_session_folder_of_any_length() {
+        let data = tempfile::tempdir().unwrap();
+        let session_dir = data
+            .path()
+            .join("d".repeat(120))
+            .join("ses_0123456789abcdef");
+        let dirs = ChannelDirs::of(&session_dir);
+        let _end = dirs
+            .open("ses_0123456789abcdef", EgressPolicy::default(), &[])
+            .expect("the channel opens");
+        let egress = dirs.gateway.join("egress.sock");
+        assert!(
+            egress.as_os_str().len() > 108,
+            "control: the path is past SUN_LEN"
+        );
+        let handle = SocketHandle::open(&egress).expect("a socket is there");
+        let mut proxy = tokio::net::UnixStream::connect(handle.connect_path())
+            .await
+            .expect("the proxy accepts");
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        proxy
+            .write_all(b"CONNECT example.com:443 HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        proxy.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    }
+
+    #[test]
+    fn a_link_where_the_agent_socket_should_be_is_not_followed() {
+        let data = tempfile::tempdir().unwrap();
+        let real = data.path().join("real.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&real).unwrap();
+        assert!(
+            SocketHandle::open(&real).is_some(),
+            "control: the socket opens"
+        );
+        let link = data.path().join("agent.sock");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(SocketHandle::open(&link).is_none());
+        std::fs::write(data.path().join("file.sock"), "").unwrap();
+        assert!(SocketHandle::open(&data.path().join("file.sock")).is_none());
     }
 }

@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, copy_bidirectional};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 
+/// The most connections one sandbox has through the proxy at once.
+const MAX_TUNNELS: usize = 256;
 /// The longest request head the proxy reads.
 const MAX_HEAD: usize = 8 * 1024;
 /// How long a client may take to send its request head, and a destination to accept.
@@ -148,14 +150,19 @@ fn is_public(address: IpAddr) -> bool {
     }
 }
 
-/// Serves the proxy on `listener` until it is dropped; `session_id` names the sandbox in logs.
+/// Serves the proxy on `listener` until it is dropped, at most [`MAX_TUNNELS`] connections at
+/// once (more wait their turn); `session_id` names the sandbox in logs.
 pub(crate) async fn serve(listener: UnixListener, policy: Arc<EgressPolicy>, session_id: String) {
-    while let Ok((client, _)) = listener.accept().await {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TUNNELS));
+    while let Ok(slot) = slots.clone().acquire_owned().await
+        && let Ok((client, _)) = listener.accept().await
+    {
         let (policy, session_id) = (policy.clone(), session_id.clone());
         tokio::spawn(async move {
             if let Err(reason) = tunnel(client, &policy).await {
                 tracing::warn!(session_id, reason, "egress refused");
             }
+            drop(slot);
         });
     }
 }

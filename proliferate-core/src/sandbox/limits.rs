@@ -25,14 +25,25 @@ pub fn default_limits() -> SandboxLimits {
     }
 }
 
-/// `requested`, each field no higher than `server`'s; `Err` names the first field that is.
+/// `requested`, each field no higher than `server`'s and no lower than a sandbox can work with
+/// (64 MiB of memory and disk, 10 millicores, 16 processes, 64 open files); `Err` names the
+/// first field that is not.
 pub fn within(server: &SandboxLimits, requested: &SandboxLimits) -> Result<SandboxLimits, String> {
-    fn pick<T: PartialOrd + Copy + std::fmt::Display>(
+    fn pick<T: PartialOrd + Copy + std::fmt::Display + From<u32>>(
         name: &str,
         server: Option<T>,
         requested: Option<T>,
     ) -> Result<Option<T>, String> {
+        let least = T::from(match name {
+            "memory_bytes" | "disk_bytes" => 64 << 20,
+            "cpu_millicores" => 10,
+            "processes" => 16,
+            _ => 64,
+        });
         match (server, requested) {
+            (_, Some(asked)) if asked < least => Err(format!(
+                "limits.{name} {asked} is below the least a sandbox works with, {least}"
+            )),
             (Some(most), Some(asked)) if asked > most => Err(format!(
                 "limits.{name} {asked} is above the server's limit of {most}"
             )),

@@ -18,6 +18,7 @@ use base64::Engine;
 use tokio::process::{Child, Command};
 
 use super::channel::{ChannelDirs, GatewayEnd, SocketHandle};
+use super::disk;
 use super::isolation::{self, IsolationMode, Mounts, SANDBOX_HOME, SANDBOX_WORKSPACE};
 use super::limits::{ControlGroup, default_limits};
 use super::{
@@ -99,6 +100,33 @@ pub struct LocalProvider {
     slots: Mutex<HashMap<String, Slot>>,
 }
 
+/// Creates `relative` under `root`, refusing any component that is a link or not a folder, so a
+/// link the agent planted never leads the gateway outside the session.
+fn create_inside(root: &Path, relative: &Path) -> Result<(), SandboxError> {
+    let mut path = root.to_path_buf();
+    for component in relative.components() {
+        let std::path::Component::Normal(name) = component else {
+            return Err(
+                SandboxError::io(format!("creating {}", relative.display()))(
+                    std::io::Error::other("the path leaves the session"),
+                ),
+            );
+        };
+        path.push(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                return Err(SandboxError::io(format!("creating {}", path.display()))(
+                    std::io::Error::other("the agent left something other than a folder there"),
+                ));
+            }
+            Err(_) => std::fs::create_dir(&path)
+                .map_err(SandboxError::io(format!("creating {}", path.display())))?,
+        }
+    }
+    Ok(())
+}
+
 /// Creates `path` and its parents readable by the owner only.
 fn private_folder(path: &Path) -> Result<(), SandboxError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -177,18 +205,46 @@ impl LocalProvider {
         slots.entry(session_id.to_owned()).or_default().clone()
     }
 
-    async fn prepare_folders(&self, spec: &SandboxSpec) -> Result<PathBuf, SandboxError> {
+    /// Where a session's home and workspace live: its own disk (mounted again if needed), or
+    /// its folder.
+    fn data_root(&self, session_dir: &Path) -> Result<PathBuf, SandboxError> {
+        if session_dir.join("disk.img").exists() {
+            disk::attach(session_dir, 0)
+                .map_err(SandboxError::io("mounting the session's disk"))?;
+        }
+        Ok(disk::data_root(session_dir))
+    }
+
+    /// The folder of a session's workspace on this machine.
+    pub fn workspace_dir(&self, session_id: &str) -> PathBuf {
+        disk::data_root(&self.session_dir(session_id)).join("workspace")
+    }
+
+    /// Creates the session's folders (and disk), restoring a snapshot into a new one; returns the
+    /// session's folder and where its home and workspace live.
+    async fn prepare_folders(
+        &self,
+        spec: &SandboxSpec,
+    ) -> Result<(PathBuf, PathBuf), SandboxError> {
         let session_dir = self.session_dir(&spec.session_id);
-        if !session_dir.exists()
-            && let Some(snapshot_id) = &spec.restore_from
-        {
+        let new = !session_dir.exists();
+        private_folder(&session_dir)?;
+        let root = match spec.limits.disk_bytes {
+            Some(bytes) if self.config.isolation == IsolationMode::Bubblewrap => {
+                disk::attach(&session_dir, bytes)
+                    .map_err(SandboxError::io("creating the session's disk"))?;
+                disk::data_root(&session_dir)
+            }
+            _ => self.data_root(&session_dir)?,
+        };
+        if new && let Some(snapshot_id) = &spec.restore_from {
             validate_session_id(snapshot_id)
                 .map_err(|_| SandboxError::SnapshotNotFound(snapshot_id.clone()))?;
             let archive_path = self.snapshot_path(snapshot_id);
             if !archive_path.is_file() {
                 return Err(SandboxError::SnapshotNotFound(snapshot_id.clone()));
             }
-            let target = session_dir.clone();
+            let target = root.clone();
             tokio::task::spawn_blocking(move || archive::unpack(&archive_path, &target))
                 .await
                 .map_err(|error| SandboxError::io("unpacking a snapshot")(error.into()))?
@@ -196,35 +252,42 @@ impl LocalProvider {
                     "unpacking snapshot {snapshot_id}"
                 )))?;
         }
-        private_folder(&session_dir)?;
-        let home = session_dir.join("home");
+        // The home and workspace belong to the (possibly hostile) agent: nothing below them is
+        // created or written through a link it left there.
+        let home = Path::new("home");
         for folder in [
-            session_dir.join("workspace"),
-            home.join(".config"),
-            home.join(".local/share"),
-            home.join(".local/state"),
-            home.join(".cache"),
-            home.join("tmp"),
-            session_dir.join("identity"),
+            Path::new("workspace"),
+            home,
+            &home.join(".config"),
+            &home.join(".local/share"),
+            &home.join(".local/state"),
+            &home.join(".cache"),
+            &home.join("tmp"),
         ] {
-            std::fs::create_dir_all(&folder)
-                .map_err(SandboxError::io(format!("creating {}", folder.display())))?;
+            create_inside(&root, folder)?;
         }
+        let identity = session_dir.join("identity");
+        private_folder(&identity)?;
         for (name, contents) in isolation::identity_files() {
-            let path = session_dir.join("identity").join(name);
+            let path = identity.join(name);
             std::fs::write(&path, contents)
                 .map_err(SandboxError::io(format!("writing {}", path.display())))?;
         }
         for (relative, contents) in &spec.launch.home_files {
             let path = home.join(relative);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(SandboxError::io(format!("creating {}", parent.display())))?;
+                create_inside(&root, parent)?;
             }
-            std::fs::write(&path, contents)
-                .map_err(SandboxError::io(format!("writing {}", path.display())))?;
+            let target = root.join(&path);
+            let _ = std::fs::remove_file(&target);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&target)
+                .and_then(|mut file| std::io::Write::write_all(&mut file, contents.as_bytes()))
+                .map_err(SandboxError::io(format!("writing {}", target.display())))?;
         }
-        Ok(session_dir)
+        Ok((session_dir, root))
     }
 
     /// The command that starts the agent: bubblewrap around the helper around the agent, or the
@@ -232,13 +295,12 @@ impl LocalProvider {
     fn command(
         &self,
         spec: &SandboxSpec,
-        session_dir: &Path,
+        (session_dir, root): (&Path, &Path),
         group: Option<&ControlGroup>,
         password: Option<&str>,
     ) -> Result<(Command, u16), SandboxError> {
         let launch = &spec.launch;
-        let (home_on_host, workspace_on_host) =
-            (session_dir.join("home"), session_dir.join("workspace"));
+        let (home_on_host, workspace_on_host) = (root.join("home"), root.join("workspace"));
         let isolated = self.config.isolation == IsolationMode::Bubblewrap;
         let port = if isolated {
             (4096..)
@@ -502,13 +564,16 @@ impl SandboxProvider for LocalProvider {
         }
         *running = None;
 
-        let session_dir = self.prepare_folders(spec).await?;
+        let (session_dir, root) = self.prepare_folders(spec).await?;
         let isolated = self.config.isolation == IsolationMode::Bubblewrap;
         let group = isolated
             .then(|| ControlGroup::create(&spec.session_id, &spec.limits))
             .flatten();
         let limits = SandboxLimits {
             enforced_by: Some(match (&group, isolated) {
+                (Some(group), _) if root != session_dir => {
+                    format!("{}, a disk of its own and rlimits", group.describe())
+                }
                 (Some(group), _) => format!("{} and rlimits", group.describe()),
                 (None, true) => "rlimits (no control group here: memory, CPU and processes are \
                                  not enforced)"
@@ -536,8 +601,12 @@ impl SandboxProvider for LocalProvider {
         let error_log = log
             .try_clone()
             .map_err(SandboxError::io("duplicating the agent log"))?;
-        let (mut command, port) =
-            self.command(spec, &session_dir, group.as_ref(), password.as_deref())?;
+        let (mut command, port) = self.command(
+            spec,
+            (&session_dir, &root),
+            group.as_ref(),
+            password.as_deref(),
+        )?;
         command.stdout(log).stderr(error_log);
         let mut child = command.spawn().map_err(SandboxError::io(format!(
             "starting {}",
@@ -561,7 +630,7 @@ impl SandboxProvider for LocalProvider {
                 password.as_deref(),
             )
         } else {
-            Target::Port(port, password.as_deref(), session_dir.join("workspace"))
+            Target::Port(port, password.as_deref(), root.join("workspace"))
         };
         let endpoint = match self
             .wait_until_ready(&mut child, target, &spec.launch, &log_path)
@@ -593,6 +662,12 @@ impl SandboxProvider for LocalProvider {
         let slot = self.slot(session_id);
         let running = slot.lock().await;
         let agent = running.as_ref()?;
+        if disk::full(&self.session_dir(session_id)) {
+            return Some(format!(
+                "disk (limit {} bytes)",
+                agent.limits.disk_bytes.unwrap_or_default()
+            ));
+        }
         agent.group.as_ref()?.exhausted(&agent.limits)
     }
 
@@ -628,6 +703,7 @@ impl SandboxProvider for LocalProvider {
         let snapshot_id = format!("snp_{}", uuid::Uuid::now_v7().simple());
         let destination = self.snapshot_path(&snapshot_id);
         let limit = self.config.max_snapshot_bytes;
+        let root = self.data_root(&session_dir)?;
         let slot = self.slot(session_id);
         let running = slot.lock().await;
         let group = running.as_ref().and_then(|agent| agent.group.as_ref());
@@ -637,8 +713,7 @@ impl SandboxProvider for LocalProvider {
                 .map_err(SandboxError::io("freezing the sandbox"))?;
         }
         let written =
-            tokio::task::spawn_blocking(move || archive::write(&session_dir, &destination, limit))
-                .await;
+            tokio::task::spawn_blocking(move || archive::write(&root, &destination, limit)).await;
         if let Some(group) = group {
             group
                 .freeze(false)
@@ -659,6 +734,7 @@ impl SandboxProvider for LocalProvider {
     async fn terminate(&self, session_id: &str) -> Result<(), SandboxError> {
         self.pause(session_id).await?;
         let session_dir = self.session_dir(session_id);
+        disk::detach(&session_dir);
         if session_dir.exists() {
             std::fs::remove_dir_all(&session_dir).map_err(SandboxError::io(format!(
                 "removing {}",

@@ -5,6 +5,7 @@
 
 mod archive;
 mod channel;
+mod disk;
 mod egress;
 pub mod helper;
 mod isolation;

@@ -79,7 +79,7 @@ impl Rig {
 
     /// The session's workspace on this machine.
     pub fn workspace(&self, session_id: &str) -> PathBuf {
-        self.provider.session_dir(session_id).join("workspace")
+        self.provider.workspace_dir(session_id)
     }
 }
 

@@ -28,8 +28,6 @@ pub struct AppState {
     pub gateway: Gateway,
     /// Turns true when the server starts shutting down; sockets then close with 1001.
     pub shutting_down: watch::Receiver<bool>,
-    /// For the agent proxy.
-    pub http: reqwest::Client,
 }
 
 /// The largest HTTP body accepted (prompts with images included).

@@ -20,7 +20,8 @@ impl Hub {
             session_id: self.record.info.id.clone(),
             launch: services.driver.launch(),
             restore_from: self.record.info.source_snapshot_id.clone(),
-            limits: self.record.info.limits.clone().unwrap_or_default(),
+            // Sessions stored before limits existed get the provider's.
+            limits: (self.record.info.limits.clone()).unwrap_or_else(|| services.provider.limits()),
             egress_allow: self.record.info.egress_allow.clone(),
         };
         let known_session = self.record.agent_session_id.clone();
@@ -88,6 +89,16 @@ impl Hub {
         match update {
             Some(AgentUpdate::Event(Event::AgentError(mut error))) => {
                 error.prompt_id = error.prompt_id.or(running_prompt);
+                // An agent that fails for want of memory, processes or disk says so vaguely.
+                if let Some(limit) = self
+                    .services
+                    .provider
+                    .over_limit(&self.record.info.id)
+                    .await
+                {
+                    error.message = format!("the sandbox ran out of {limit}: {}", error.message);
+                    error.kind = "limit_exceeded".into();
+                }
                 self.append(Event::AgentError(error));
             }
             Some(AgentUpdate::Event(event)) => self.append(event),
