@@ -371,7 +371,8 @@ it is refused); in session info each field is the limit in force. */
 export interface SandboxLimits {
   /** CPU time, in thousandths of a core (1000 is one core). */
   cpu_millicores?: number | null;
-  /** The largest file the sandbox may write, in bytes. */
+  /** Disk for the sandbox's home and workspace together, in bytes, where the server gives each
+sandbox a disk of its own; elsewhere the largest file it may write. */
   disk_bytes?: number | null;
   /** How the limits are enforced, for example `cgroup v1` or `rlimit` (memory, CPU and processes
 unenforced); set by the server, ignored in requests. */

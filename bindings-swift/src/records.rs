@@ -61,7 +61,8 @@ pub struct SandboxLimits {
     pub processes: Option<u32>,
     /// Open files per process.
     pub open_files: Option<u32>,
-    /// The largest file the sandbox may write, in bytes.
+    /// Disk for its home and workspace, in bytes (or, without a disk of its own, the largest
+    /// file it may write).
     pub disk_bytes: Option<u64>,
     /// How the limits are enforced, for example `cgroup v2 and rlimits`.
     pub enforced_by: Option<String>,

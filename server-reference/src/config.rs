@@ -54,7 +54,8 @@ pub struct ServeArgs {
     /// Open files per process in a sandbox.
     #[arg(long, env = "PROLIFERATE_OPEN_FILES_LIMIT", default_value_t = 4096)]
     pub open_files_limit: u32,
-    /// The largest file a sandbox may write, in bytes.
+    /// A sandbox's disk (home and workspace), in bytes; without root, the largest file it may
+    /// write.
     #[arg(long, env = "PROLIFERATE_DISK_LIMIT", default_value_t = 10 << 30)]
     pub disk_limit: u64,
     /// OpenCode `permission` configuration as JSON, for example `{"bash":"ask"}`.

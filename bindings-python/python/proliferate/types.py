@@ -414,7 +414,8 @@ it is refused); in session info each field is the limit in force."""
     cpu_millicores: int | None = None
     """CPU time, in thousandths of a core (1000 is one core)."""
     disk_bytes: int | None = None
-    """The largest file the sandbox may write, in bytes."""
+    """Disk for the sandbox's home and workspace together, in bytes, where the server gives each
+sandbox a disk of its own; elsewhere the largest file it may write."""
     enforced_by: str | None = None
     """How the limits are enforced, for example `cgroup v1` or `rlimit` (memory, CPU and processes
 unenforced); set by the server, ignored in requests."""

@@ -1,6 +1,6 @@
 //! Resource limits of a sandbox: memory, CPU and process count through a control group (v2, or
 //! the v1 controllers, whichever the host has), open files and file size through rlimits set by
-//! the sandbox helper. The control group also freezes the sandbox while a snapshot is taken.
+//! the sandbox helper, disk through a disk of its own ([`super::disk`]). The control group also freezes the sandbox while a snapshot is taken.
 //!
 //! The gateway creates `proliferate/<session id>` under its own control group in each controller
 //! and moves the sandbox into it before bubblewrap starts, so nothing in the sandbox runs outside

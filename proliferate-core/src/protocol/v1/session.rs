@@ -110,7 +110,8 @@ pub struct SandboxLimits {
     /// Open files per process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_files: Option<u32>,
-    /// The largest file the sandbox may write, in bytes.
+    /// Disk for the sandbox's home and workspace together, in bytes, where the server gives each
+    /// sandbox a disk of its own; elsewhere the largest file it may write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_bytes: Option<u64>,
     /// How the limits are enforced, for example `cgroup v1` or `rlimit` (memory, CPU and processes
