@@ -113,10 +113,37 @@ async fn create(api: &Api, body: Value) -> SessionInfo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_reaches_no_other_session_no_host_service_and_no_secret() {
-    let server = TestServer::start(&["--permission", ALLOW_ALL]);
+    reaches_nothing_but_its_own(&TestServer::start(&["--permission", ALLOW_ALL])).await;
+}
+
+/// The same attacks on a gateway that runs as an unprivileged user (`nobody` when the tests run
+/// as root): isolation does not depend on the gateway's privileges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_of_an_unprivileged_gateway_reaches_nothing_either() {
+    let server = TestServer::start_unprivileged(&["--permission", ALLOW_ALL]);
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(server.data_dir.join("proliferate.db"))
+        .unwrap()
+        .uid();
+    assert_ne!(owner, 0, "control: the gateway does not run as root");
+    reaches_nothing_but_its_own(&server).await;
+    // Without a control group it may create, it says which limits hold.
+    let api = Api::new(&server, &token("ada", "acme"));
+    let session = api.create_session().await;
+    let info = api
+        .wait_for_status(&session.id, SessionStatus::Running)
+        .await;
+    let enforced = info
+        .limits
+        .and_then(|limits| limits.enforced_by)
+        .unwrap_or_default();
+    assert!(enforced.contains("not enforced"), "{enforced}");
+}
+
+async fn reaches_nothing_but_its_own(server: &TestServer) {
     std::fs::write(server.data_dir.join("probe-secret"), "DATA-DIR-MARKER").unwrap();
-    let acme = Api::new(&server, &token("ada", "acme"));
-    let globex = Api::new(&server, &token("bob", "globex"));
+    let acme = Api::new(server, &token("ada", "acme"));
+    let globex = Api::new(server, &token("bob", "globex"));
     let ours = create(&acme, json!({})).await;
     let theirs = create(&globex, json!({})).await;
     // Both agents run; the other organisation's holds a private file.

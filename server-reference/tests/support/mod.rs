@@ -35,8 +35,40 @@ pub struct TestServer {
     pub base: String,
     pub data_dir: PathBuf,
     arguments: Vec<String>,
+    launch: Launch,
     child: Child,
     _folder: Option<tempfile::TempDir>,
+}
+
+/// How a test server's process is started.
+#[derive(Clone)]
+struct Launch {
+    /// The command line up to and including the server program.
+    program: Vec<PathBuf>,
+    /// The OpenCode it runs.
+    opencode: PathBuf,
+    /// Its HOME, if not inherited.
+    home: Option<PathBuf>,
+}
+
+impl Launch {
+    fn default() -> Self {
+        Self {
+            program: vec![env!("CARGO_BIN_EXE_proliferate-server").into()],
+            opencode: opencode_program(),
+            home: None,
+        }
+    }
+}
+
+/// The user an unprivileged server runs as.
+const NOBODY: u32 = 65534;
+
+/// Links (or copies) `source` to `target`.
+fn place(source: &Path, target: &Path) {
+    std::fs::hard_link(source, target)
+        .or_else(|_| std::fs::copy(source, target).map(drop))
+        .unwrap_or_else(|error| panic!("placing {}: {error}", source.display()));
 }
 
 impl TestServer {
@@ -48,11 +80,66 @@ impl TestServer {
             .iter()
             .map(|argument| argument.to_string())
             .collect();
-        let (child, base) = spawn(&data_dir, &arguments, "127.0.0.1:0");
+        let launch = Launch::default();
+        let (child, base) = spawn(&launch, &data_dir, &arguments, "127.0.0.1:0");
         Self {
             base,
             data_dir,
             arguments,
+            launch,
+            child,
+            _folder: Some(folder),
+        }
+    }
+
+    /// Starts a server as an unprivileged user. When the tests run as root, the server runs as
+    /// `nobody` with the server and OpenCode linked into a folder that user can read and a data
+    /// directory of its own; otherwise the tests' own user is already unprivileged.
+    pub fn start_unprivileged(arguments: &[&str]) -> Self {
+        if !nix::unistd::geteuid().is_root() {
+            return Self::start(arguments);
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let folder = tempfile::tempdir().unwrap();
+        let root = folder.path();
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (bin, data_dir, home) = (root.join("bin"), root.join("data"), root.join("home"));
+        for path in [&bin, &data_dir, &home] {
+            std::fs::create_dir(path).unwrap();
+        }
+        for path in [&data_dir, &home] {
+            std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        place(
+            Path::new(env!("CARGO_BIN_EXE_proliferate-server")),
+            &bin.join("proliferate-server"),
+        );
+        place(
+            &std::fs::canonicalize(opencode_program()).unwrap(),
+            &bin.join("opencode"),
+        );
+        let launch = Launch {
+            program: vec![
+                "setpriv".into(),
+                format!("--reuid={NOBODY}").into(),
+                format!("--regid={NOBODY}").into(),
+                "--clear-groups".into(),
+                "--".into(),
+                bin.join("proliferate-server"),
+            ],
+            opencode: bin.join("opencode"),
+            home: Some(home),
+        };
+        let arguments: Vec<String> = arguments
+            .iter()
+            .map(|argument| argument.to_string())
+            .collect();
+        let (child, base) = spawn(&launch, &data_dir, &arguments, "127.0.0.1:0");
+        Self {
+            base,
+            data_dir,
+            arguments,
+            launch,
             child,
             _folder: Some(folder),
         }
@@ -67,7 +154,7 @@ impl TestServer {
     /// Starts the server again on the same data directory and address.
     pub fn restart(&mut self) {
         let address = self.base.trim_start_matches("http://").to_owned();
-        let (child, base) = spawn(&self.data_dir, &self.arguments, &address);
+        let (child, base) = spawn(&self.launch, &self.data_dir, &self.arguments, &address);
         self.child = child;
         self.base = base;
     }
@@ -95,13 +182,18 @@ impl Drop for TestServer {
     }
 }
 
-fn spawn(data_dir: &Path, arguments: &[String], listen: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_proliferate-server"))
+fn spawn(launch: &Launch, data_dir: &Path, arguments: &[String], listen: &str) -> (Child, String) {
+    let mut command = Command::new(&launch.program[0]);
+    if let Some(home) = &launch.home {
+        command.env("HOME", home);
+    }
+    let mut child = command
+        .args(&launch.program[1..])
         .arg("serve")
         .args(["--listen", listen, "--data-dir"])
         .arg(data_dir)
         .arg("--opencode")
-        .arg(opencode_program())
+        .arg(&launch.opencode)
         .args(arguments)
         .env("PROLIFERATE_JWT_SECRET", SECRET)
         .env("PROLIFERATE_SERVICE_SECRET", SERVICE_SECRET)
