@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use base64::Engine;
 use tokio::process::{Child, Command};
 
-use super::channel::{ChannelDirs, GatewayEnd, SocketHandle};
+use super::channel::{ChannelDirs, GatewayEnd};
 use super::disk;
+use super::endpoint::{Target, create_inside, free_loopback_port, private_folder, random_password};
 use super::isolation::{self, IsolationMode, Mounts, SANDBOX_HOME, SANDBOX_WORKSPACE};
 use super::limits::{ControlGroup, default_limits};
 use super::{
@@ -98,44 +98,6 @@ pub struct LocalProvider {
     config: LocalProviderConfig,
     helper: PathBuf,
     slots: Mutex<HashMap<String, Slot>>,
-}
-
-/// Creates `relative` under `root`, refusing any component that is a link or not a folder, so a
-/// link the agent planted never leads the gateway outside the session.
-fn create_inside(root: &Path, relative: &Path) -> Result<(), SandboxError> {
-    let mut path = root.to_path_buf();
-    for component in relative.components() {
-        let std::path::Component::Normal(name) = component else {
-            return Err(
-                SandboxError::io(format!("creating {}", relative.display()))(
-                    std::io::Error::other("the path leaves the session"),
-                ),
-            );
-        };
-        path.push(name);
-        match std::fs::symlink_metadata(&path) {
-            Ok(metadata) if metadata.is_dir() => {}
-            Ok(_) => {
-                return Err(SandboxError::io(format!("creating {}", path.display()))(
-                    std::io::Error::other("the agent left something other than a folder there"),
-                ));
-            }
-            Err(_) => std::fs::create_dir(&path)
-                .map_err(SandboxError::io(format!("creating {}", path.display())))?,
-        }
-    }
-    Ok(())
-}
-
-/// Creates `path` and its parents readable by the owner only.
-fn private_folder(path: &Path) -> Result<(), SandboxError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)))
-        .map_err(SandboxError::io(format!("creating {}", path.display())))
 }
 
 impl LocalProvider {
@@ -452,80 +414,6 @@ impl LocalProvider {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-}
-
-/// Where a starting agent will answer.
-enum Target<'a> {
-    /// A Unix socket the sandbox helper binds.
-    Socket(PathBuf, Option<&'a str>),
-    /// A port on the host's loopback, and the workspace on the host.
-    Port(u16, Option<&'a str>, PathBuf),
-}
-
-impl Target<'_> {
-    /// The endpoint, once the agent's socket exists.
-    fn endpoint(&self, launch: &AgentLaunch) -> Result<Option<AgentEndpoint>, SandboxError> {
-        let (builder, base_url, password, handle, workspace) = match self {
-            Self::Socket(path, password) => {
-                let Some(handle) = SocketHandle::open(path) else {
-                    return Ok(None);
-                };
-                let builder = reqwest::Client::builder().unix_socket(handle.connect_path());
-                (
-                    builder,
-                    "http://agent".to_owned(),
-                    *password,
-                    Some(Arc::new(handle)),
-                    SANDBOX_WORKSPACE.to_owned(),
-                )
-            }
-            Self::Port(port, password, workspace) => (
-                reqwest::Client::builder(),
-                format!("http://127.0.0.1:{port}"),
-                *password,
-                None,
-                workspace.display().to_string(),
-            ),
-        };
-        let mut headers = reqwest::header::HeaderMap::new();
-        if let (Some(credential), Some(password)) = (&launch.credential, password) {
-            let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{password}", credential.username));
-            let mut value = reqwest::header::HeaderValue::from_str(&format!("Basic {token}"))
-                .map_err(|error| {
-                    SandboxError::io("encoding the agent's credential")(std::io::Error::other(
-                        error,
-                    ))
-                })?;
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-        }
-        let http = builder.default_headers(headers).build().map_err(|error| {
-            SandboxError::io("building the agent's client")(std::io::Error::other(error))
-        })?;
-        Ok(Some(AgentEndpoint {
-            base_url,
-            http,
-            workspace,
-            _channel: handle,
-        }))
-    }
-}
-
-fn free_loopback_port() -> Result<u16, SandboxError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(SandboxError::io("finding a free loopback port"))
-}
-
-/// A random password for one agent.
-fn random_password() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
 }
 
 #[async_trait]

@@ -7,6 +7,7 @@ mod archive;
 mod channel;
 mod disk;
 mod egress;
+mod endpoint;
 pub mod helper;
 mod isolation;
 mod limits;
