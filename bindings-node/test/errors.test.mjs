@@ -44,6 +44,15 @@ test("bad input is a bad request and loses nothing", async () => {
   await client.deleteSession(session.id);
 });
 
+test("sandbox limits asked for are in force, and above the server's are refused", async () => {
+  const session = await client.createSession({ limits: { memory_bytes: 2 ** 30, processes: 256 }, egress_allow: ["*.github.com"] });
+  assert.equal(session.limits.memory_bytes, 2 ** 30);
+  assert.equal(session.limits.processes, 256);
+  assert.deepEqual(session.egress_allow, ["*.github.com"]);
+  await rejectsWith(client.createSession({ limits: { memory_bytes: 2 ** 50 } }), "bad_request", 400);
+  await client.deleteSession(session.id);
+});
+
 test("an unreachable gateway is unavailable, with its cause", async () => {
   const nowhere = createSyncClient({ baseUrl: "http://127.0.0.1:9", auth: { type: "token", token: "t" }, requestTimeoutMs: 5000 });
   await assert.rejects(nowhere.listSessions(), (error) => {

@@ -6,6 +6,7 @@ import pytest
 
 import proliferate
 from proliferate import errors
+from proliferate import types as wire
 
 
 async def test_a_bad_token_is_unauthenticated(server) -> None:
@@ -37,6 +38,17 @@ async def test_bad_input_is_a_bad_request_and_loses_nothing(client) -> None:
     with pytest.raises(errors.BadRequestError):
         await client.send_message(session.id, "")
     assert (await client.get_session(session.id)).id == session.id
+    await client.delete_session(session.id)
+
+
+async def test_sandbox_limits_asked_for_are_in_force_and_above_the_server_is_refused(client) -> None:
+    session = await client.create_session(
+        limits=wire.SandboxLimits(memory_bytes=1 << 30, processes=256), egress_allow=["*.github.com"],
+    )
+    assert session.limits is not None and session.limits.memory_bytes == 1 << 30
+    assert session.limits.processes == 256 and session.egress_allow == ["*.github.com"]
+    with pytest.raises(errors.BadRequestError, match="above the server's limit"):
+        await client.create_session(limits=wire.SandboxLimits(memory_bytes=1 << 50))
     await client.delete_session(session.id)
 
 

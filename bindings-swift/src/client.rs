@@ -10,7 +10,8 @@ use crate::connection::Connection;
 use crate::error::{ProliferateError, bad_request};
 use crate::protocol::{convert, envelope};
 use crate::records::{
-    EventEnvelope, PromptAdmission, SessionInfo, SessionList, SnapshotInfo, Transcript,
+    EventEnvelope, PromptAdmission, SandboxLimits, SessionInfo, SessionList, SnapshotInfo,
+    Transcript,
 };
 
 /// How to build a client. Give `token`, or all three service fields.
@@ -59,6 +60,12 @@ pub struct CreateSessionRequest {
     /// Free-form metadata, as JSON text.
     #[uniffi(default)]
     pub metadata: Option<String>,
+    /// Resource limits for the sandbox, each no higher than the server's.
+    #[uniffi(default)]
+    pub limits: Option<SandboxLimits>,
+    /// Hosts the sandbox may reach beyond the server's egress allow-list.
+    #[uniffi(default)]
+    pub egress_allow: Vec<String>,
 }
 
 /// A client of one gateway.
@@ -113,6 +120,8 @@ impl Client {
             initial_prompt: request.initial_prompt,
             snapshot_id: request.snapshot_id,
             metadata,
+            limits: request.limits.map(Into::into),
+            egress_allow: request.egress_allow,
             ..v1::CreateSessionRequest::default()
         };
         let session = match idempotency_key {

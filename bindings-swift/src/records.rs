@@ -50,7 +50,8 @@ pub struct SessionInfo {
     pub updated_at: i64,
 }
 
-/// Resource limits of a sandbox; each field is the limit in force.
+/// Resource limits of a sandbox: in session info each field is the limit in force; in a request
+/// each lowers the server's.
 #[derive(Debug, Clone, PartialEq, Deserialize, uniffi::Record)]
 pub struct SandboxLimits {
     /// Memory of every process together, in bytes.
@@ -66,6 +67,19 @@ pub struct SandboxLimits {
     pub disk_bytes: Option<u64>,
     /// How the limits are enforced, for example `cgroup v2 and rlimits`.
     pub enforced_by: Option<String>,
+}
+
+impl From<SandboxLimits> for proliferate_client::protocol::v1::SandboxLimits {
+    fn from(limits: SandboxLimits) -> Self {
+        Self {
+            memory_bytes: limits.memory_bytes,
+            cpu_millicores: limits.cpu_millicores,
+            processes: limits.processes,
+            open_files: limits.open_files,
+            disk_bytes: limits.disk_bytes,
+            enforced_by: None,
+        }
+    }
 }
 
 /// A page of sessions.

@@ -179,12 +179,17 @@ class Client:
         initial_prompt: str | None = None,
         snapshot_id: str | None = None,
         metadata: Any = None,
+        limits: wire.SandboxLimits | None = None,
+        egress_allow: list[str] | None = None,
         idempotency_key: str | None = None,
     ) -> wire.SessionInfo:
-        """Creates a session; a retry with the same `idempotency_key` returns the same one."""
+        """Creates a session; a retry with the same `idempotency_key` returns the same one.
+        `limits` lowers the server's sandbox limits; `egress_allow` adds hosts its sandbox may
+        reach."""
         request = wire.CreateSessionRequest(
             title=title, model=model, initial_prompt=initial_prompt,
-            snapshot_id=snapshot_id, metadata=metadata,
+            snapshot_id=snapshot_id, metadata=metadata, limits=limits,
+            egress_allow=egress_allow or [],
         )
         text = await self._native.create_session(json.dumps(encode(type(request), request)), idempotency_key)
         return decode(wire.SessionInfo, json.loads(text))

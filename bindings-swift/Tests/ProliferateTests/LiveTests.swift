@@ -229,6 +229,28 @@ final class LiveTests: XCTestCase {
         try await client.deleteSession(sessionId: session.id)
     }
 
+    func testSandboxLimitsAskedForAreInForceAndAboveTheServersAreRefused() async throws {
+        let client = try server.client()
+        let limits = SandboxLimits(
+            memoryBytes: 1 << 30, cpuMillicores: nil, processes: 256, openFiles: nil, diskBytes: nil,
+            enforcedBy: nil)
+        let session = try await client.createSession(
+            request: CreateSessionRequest(limits: limits, egressAllow: ["*.github.com"]))
+        XCTAssertEqual(session.limits?.memoryBytes, 1 << 30)
+        XCTAssertEqual(session.limits?.processes, 256)
+        XCTAssertEqual(session.egressAllow, ["*.github.com"])
+        let tooMuch = SandboxLimits(
+            memoryBytes: 1 << 50, cpuMillicores: nil, processes: nil, openFiles: nil, diskBytes: nil,
+            enforcedBy: nil)
+        do {
+            _ = try await client.createSession(request: CreateSessionRequest(limits: tooMuch))
+            XCTFail("limits above the server's are refused")
+        } catch let error as ProliferateError {
+            XCTAssertEqual(error.code, "bad_request")
+        }
+        try await client.deleteSession(sessionId: session.id)
+    }
+
     func testServiceCredentialsSignTheirOwnTokens() async throws {
         let service = try Client(options: ClientOptions(
             baseUrl: server.url, serviceName: "ios-backend", serviceOrganization: "acme",
