@@ -119,8 +119,41 @@ const ROUTES: &[Route] = &[
         200,
         Some("Transcript"),
     ),
+    Route(
+        "get",
+        "/v1/sessions/{id}/ws",
+        "Stream events and send prompts over a WebSocket (an upgrade; frames in docs/protocol.md)",
+        None,
+        101,
+        None,
+    ),
+    Route(
+        "get",
+        "/v1/sessions/{id}/agent/{path}",
+        "The agent proxy: the agent's read routes (docs/agents/opencode-proxy.md)",
+        None,
+        200,
+        None,
+    ),
+    Route(
+        "post",
+        "/v1/sessions/{id}/agent/{path}",
+        "The agent proxy: the agent's prompt and answer routes (docs/agents/opencode-proxy.md)",
+        None,
+        200,
+        None,
+    ),
     Route("get", "/healthz", "Liveness", None, 200, Some("Health")),
     Route("get", "/readyz", "Readiness", None, 200, Some("Health")),
+    Route(
+        "get",
+        "/metrics",
+        "Prometheus metrics, as text",
+        None,
+        200,
+        None,
+    ),
+    Route("get", "/v1/openapi.json", "This document", None, 200, None),
 ];
 
 fn reference(name: &str) -> Value {

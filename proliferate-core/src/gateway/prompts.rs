@@ -31,15 +31,8 @@ impl Gateway {
                 self.services.config.max_prompt_bytes
             )));
         }
-        if let Some(image) = images.iter().find(|image| {
-            !(image.starts_with("data:image/")
-                || image.starts_with("https://")
-                || image.starts_with("http://"))
-        }) {
-            let start: String = image.chars().take(24).collect();
-            return Err(GatewayError::BadRequest(format!(
-                "images must be data:image/ URIs or http(s) URLs, not {start:?}"
-            )));
+        if let Some(problem) = images.iter().find_map(|image| image_problem(image)) {
+            return Err(GatewayError::BadRequest(problem));
         }
         Ok(PromptRecord {
             session_id: session_id.to_owned(),
@@ -127,5 +120,72 @@ impl Gateway {
             .await?
             .ask(|reply| Command::ReplyPermission(permission_id, decision, by, reply))
             .await
+    }
+}
+
+/// Why an attached image is malformed, if it is: it must be a `data:image/<type>;base64,<data>`
+/// URI whose data is base64, or an `http(s)` URL with a host.
+fn image_problem(image: &str) -> Option<String> {
+    use base64::Engine;
+    let start: String = image.chars().take(24).collect();
+    if let Some(rest) = image.strip_prefix("data:") {
+        let (media, data) = rest.split_once(',').unwrap_or((rest, ""));
+        let subtype = media
+            .strip_suffix(";base64")
+            .and_then(|media| media.strip_prefix("image/"));
+        let valid = subtype.is_some_and(|subtype| {
+            !subtype.is_empty()
+                && subtype
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b"+-.".contains(&byte))
+        }) && !data.is_empty()
+            && base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .is_ok();
+        return (!valid).then(|| {
+            format!(
+                "image {start:?}... is not a data:image/<type>;base64,<data> URI with base64 data"
+            )
+        });
+    }
+    let host = image
+        .strip_prefix("https://")
+        .or_else(|| image.strip_prefix("http://"))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    match host {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => None,
+        _ => Some(format!(
+            "images must be data:image/ URIs or http(s) URLs, not {start:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_problem;
+
+    #[test]
+    fn only_well_formed_images_are_admitted() {
+        for good in [
+            "data:image/png;base64,iVBORw0KGgo=",
+            "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+            "https://example.com/a.png",
+            "http://example.com",
+        ] {
+            assert_eq!(image_problem(good), None, "{good}");
+        }
+        for bad in [
+            "data:image/png;base64,@@not base64@@",
+            "data:image/png;base64,",
+            "data:image/png,rawbytes",
+            "data:text/plain;base64,aGk=",
+            "data:image/;base64,aGk=",
+            "data:image/png;base64",
+            "https://",
+            "ftp://example.com/a.png",
+            "file:///etc/passwd",
+        ] {
+            assert!(image_problem(bad).is_some(), "{bad}");
+        }
     }
 }

@@ -118,6 +118,20 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// A query string whose rejections are problem+json `bad_request`, like every other error.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
 /// A JSON body whose rejections are problem+json with the protocol's codes.
 pub struct JsonBody<T>(pub T);
 

@@ -2,13 +2,13 @@
 //! in, makes one gateway call, and translates out.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use proliferate_core::protocol::v1::*;
 use serde::Deserialize;
 
-use super::{AppState, Caller, JsonBody};
+use super::{AppState, Caller, JsonBody, QueryParams};
 use crate::problem::ApiError;
 
 type Answer<T> = Result<T, ApiError>;
@@ -24,16 +24,12 @@ pub async fn create(
         .get("idempotency-key")
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let (info, created) = state
+    // A retry with the same key gets the first answer: the same session, and `201` again.
+    let (info, _created) = state
         .gateway
         .create_session(&caller.principal, request, key)
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(info)).into_response())
+    Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
 /// Query of `GET /v1/sessions`.
@@ -47,8 +43,11 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Answer<Json<SessionList>> {
+    if query.limit == Some(0) {
+        return Err(ApiError::bad_request("limit must be at least 1"));
+    }
     let list = state
         .gateway
         .list_sessions(&caller.principal, query.limit, query.cursor.as_deref())
@@ -188,7 +187,7 @@ pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Query(query): Query<EventsQuery>,
+    QueryParams(query): QueryParams<EventsQuery>,
 ) -> Answer<Response> {
     let wants_stream = headers
         .get(header::ACCEPT)
@@ -202,7 +201,10 @@ pub async fn events(
             .unwrap_or(query.after_seq);
         return super::stream::events(&state, &caller.principal, caller.session(), after_seq).await;
     }
-    let limit = query.limit.unwrap_or(500).clamp(1, MAX_EVENTS_PAGE);
+    if query.limit == Some(0) {
+        return Err(ApiError::bad_request("limit must be at least 1"));
+    }
+    let limit = query.limit.unwrap_or(500).min(MAX_EVENTS_PAGE);
     let page = state
         .gateway
         .events(&caller.principal, caller.session(), query.after_seq, limit)

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use proliferate_core::protocol::v1::*;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::{AppState, authenticate};
+use super::{AppState, QueryParams, authenticate};
 use crate::credentials;
 use crate::problem::ApiError;
 
@@ -67,7 +67,7 @@ pub async fn upgrade(
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: Uri,
-    Query(query): Query<SocketQuery>,
+    QueryParams(query): QueryParams<SocketQuery>,
     socket: WebSocketUpgrade,
 ) -> Response {
     let principal = if credentials::token(&headers, uri.query()).is_some() {
