@@ -352,7 +352,7 @@ async fn egress_leaves_only_through_the_proxy_to_allowed_hosts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_over_its_limits_harms_neither_the_gateway_nor_another_session() {
-    let server = TestServer::start(&["--permission", ALLOW_ALL]);
+    let mut server = TestServer::start(&["--permission", ALLOW_ALL]);
     let api = Api::new(&server, &token("ada", "acme"));
     let limits =
         json!({"memory_bytes": 768u64 << 20, "processes": 200, "disk_bytes": 256u64 << 20});
@@ -453,6 +453,22 @@ async fn a_sandbox_over_its_limits_harms_neither_the_gateway_nor_another_session
     assert_eq!(status, 200);
     let fine = run(&api, &bystander.id, "echo BYSTANDER-OK").await;
     assert!(fine.contains("BYSTANDER-OK"), "{fine}");
+
+    // A stopped server leaves no session's disk mounted.
+    let data_dir = server.data_dir.display().to_string();
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|line| line.contains(&data_dir))
+            .count()
+    };
+    assert!(
+        mounted() > 0,
+        "control: the session's disk is mounted while it runs"
+    );
+    server.terminate();
+    assert_eq!(mounted(), 0, "disks left mounted after the server stopped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -578,7 +578,9 @@ impl SandboxProvider for LocalProvider {
             }
             tracing::info!(session_id, "agent stopped");
         }
-        let _ = std::fs::remove_file(self.session_dir(session_id).join("agent.pid"));
+        let session_dir = self.session_dir(session_id);
+        disk::detach(&session_dir);
+        let _ = std::fs::remove_file(session_dir.join("agent.pid"));
         Ok(())
     }
 
@@ -606,6 +608,9 @@ impl SandboxProvider for LocalProvider {
             group
                 .freeze(false)
                 .map_err(SandboxError::io("thawing the sandbox"))?;
+        }
+        if running.is_none() {
+            disk::detach(&self.session_dir(session_id));
         }
         let size_bytes = written
             .map_err(|error| SandboxError::io("writing a snapshot")(error.into()))?
