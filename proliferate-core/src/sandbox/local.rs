@@ -416,6 +416,20 @@ impl LocalProvider {
     }
 }
 
+impl Drop for LocalProvider {
+    /// Unmounts the disks of the sandboxes it ran: nothing of a session stays mounted once its
+    /// provider is gone (its agents die with it).
+    fn drop(&mut self) {
+        let slots = self
+            .slots
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for session_id in slots.keys() {
+            disk::detach(&self.config.data_dir.join("sessions").join(session_id));
+        }
+    }
+}
+
 #[async_trait]
 impl SandboxProvider for LocalProvider {
     fn name(&self) -> &'static str {
@@ -647,14 +661,16 @@ impl SandboxProvider for LocalProvider {
             .map_err(SandboxError::io(format!("reading {}", sessions.display())))?;
         let mut stopped = 0;
         for entry in entries.flatten() {
-            let pid_file = entry.path().join("agent.pid");
-            let Ok(pid) = std::fs::read_to_string(&pid_file) else {
-                continue;
-            };
             let session_id = entry.file_name().to_string_lossy().into_owned();
             if self.is_running(&session_id).await {
                 continue;
             }
+            // A disk left mounted by a gateway that died; the next start mounts it again.
+            disk::detach(&entry.path());
+            let pid_file = entry.path().join("agent.pid");
+            let Ok(pid) = std::fs::read_to_string(&pid_file) else {
+                continue;
+            };
             if let Ok(pid) = pid.trim().parse()
                 && process::kill_orphan(pid, &entry.path())
             {
