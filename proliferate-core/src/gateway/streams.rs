@@ -96,4 +96,16 @@ impl Gateway {
         hub.ask(Command::Resume).await?;
         hub.ask(Command::AgentEndpoint).await
     }
+
+    /// The agent's own id for the session's conversation, once its agent has started.
+    pub async fn agent_session(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        Ok(self
+            .access(principal, session_id, Scope::Read)
+            .await?
+            .agent_session_id)
+    }
 }

@@ -30,6 +30,8 @@ const PAGE: u32 = 1000;
 struct Turn {
     prompt_id: String,
     cancel: Option<(Instant, Option<Sender>)>,
+    /// The assistant messages the agent started in this turn.
+    messages: HashSet<String>,
 }
 
 enum Agent {
@@ -52,6 +54,8 @@ struct Hub {
     resume_waiters: Vec<Reply<SessionInfo>>,
     queue: VecDeque<PromptRecord>,
     running: Option<Turn>,
+    /// The messages of the last cancelled turn: their late output is not the next turn's.
+    cancelled_messages: HashSet<String>,
     permissions: HashMap<String, Instant>,
     resolved_permissions: HashSet<String>,
     idle_since: Option<Instant>,
@@ -104,6 +108,7 @@ pub(crate) async fn spawn(
         resume_waiters: Vec::new(),
         queue,
         running: None,
+        cancelled_messages: HashSet::new(),
         permissions: HashMap::new(),
         resolved_permissions: HashSet::new(),
         idle_since: None,

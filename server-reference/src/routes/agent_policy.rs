@@ -259,6 +259,55 @@ fn route(method: &Method, path: &str) -> Option<&'static Route> {
         .find(|route| route.verb == verb && matches(&route.segments, &segments))
 }
 
+/// What the gateway does itself for an allowed route instead of forwarding it, so that every
+/// client sees what a proxy client did: prompts join the session's queue (with `user_message`
+/// and turn events), and aborts cancel the session's running turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intercept<'a> {
+    /// `POST /session/{id}/prompt_async` (`wait` false) or `POST /session/{id}/message`
+    /// (`wait` true: answer once the turn ends).
+    Prompt {
+        /// The OpenCode session the client addressed.
+        agent_session: &'a str,
+        /// Whether the client waits for the turn's answer.
+        wait: bool,
+    },
+    /// `POST /session/{id}/abort` or `POST /api/session/{id}/interrupt`.
+    Abort {
+        /// The OpenCode session the client addressed.
+        agent_session: &'a str,
+        /// Whether OpenCode answers `true` (`abort`) rather than no content (`interrupt`).
+        answers_true: bool,
+    },
+}
+
+/// The gateway's own handling of `method` and `path`, for routes it does not forward.
+pub(crate) fn intercept<'a>(method: &Method, path: &'a str) -> Option<Intercept<'a>> {
+    if *method != Method::POST {
+        return None;
+    }
+    let segments: Vec<&'a str> = path.strip_prefix('/')?.split('/').collect();
+    match segments.as_slice() {
+        ["session", agent_session, "prompt_async"] => Some(Intercept::Prompt {
+            agent_session,
+            wait: false,
+        }),
+        ["session", agent_session, "message"] => Some(Intercept::Prompt {
+            agent_session,
+            wait: true,
+        }),
+        ["session", agent_session, "abort"] => Some(Intercept::Abort {
+            agent_session,
+            answers_true: true,
+        }),
+        ["api", "session", agent_session, "interrupt"] => Some(Intercept::Abort {
+            agent_session,
+            answers_true: false,
+        }),
+        _ => None,
+    }
+}
+
 /// The segments of `path`, if it is well formed and every segment is safe.
 fn checked_segments(path: &str) -> Option<Vec<&str>> {
     if path.len() > MAX_PATH {

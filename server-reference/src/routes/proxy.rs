@@ -13,6 +13,8 @@ use proliferate_core::GatewayError;
 use super::{AppState, agent_policy, authenticate};
 use crate::problem::ApiError;
 
+mod intercept;
+
 /// The largest prompt body the proxy reads to check it.
 const MAX_PROMPT_BODY: usize = 16 << 20;
 
@@ -51,6 +53,7 @@ async fn proxy(
         ))));
     }
     let agent = state.gateway.agent_endpoint(&principal, &id).await?;
+    let intercepted = agent_policy::intercept(&parts.method, path);
     let query = agent_policy::forwarded_query(parts.uri.query().unwrap_or_default());
     let target = match query.is_empty() {
         true => format!("{}{path}", agent.base_url),
@@ -66,7 +69,21 @@ async fn proxy(
             })?;
         agent_policy::check_body(&parts.method, path, &bytes, &agent.workspace)
             .map_err(|violation| ApiError(GatewayError::BadRequest(violation.message().into())))?;
+        if let Some(intercepted) = intercepted {
+            return intercept::handle(&state.gateway, &principal, &id, &agent, intercepted, bytes)
+                .await;
+        }
         reqwest::Body::from(bytes)
+    } else if let Some(intercepted) = intercepted {
+        return intercept::handle(
+            &state.gateway,
+            &principal,
+            &id,
+            &agent,
+            intercepted,
+            Default::default(),
+        )
+        .await;
     } else {
         reqwest::Body::wrap_stream(body.into_data_stream())
     };

@@ -20,7 +20,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const SECRET: &str = "test-secret-for-users-of-32-bytes-or-more";
 pub const SERVICE_SECRET: &str = "test-secret-for-services-of-32-bytes-or-more";
 
-fn opencode_program() -> PathBuf {
+/// The pinned OpenCode, installed by `scripts/install-opencode`.
+pub fn opencode_program() -> PathBuf {
     let program = proliferate_core::agent::opencode::default_program();
     assert!(
         program.is_absolute() && program.exists(),

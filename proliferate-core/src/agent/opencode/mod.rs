@@ -177,6 +177,7 @@ impl AgentDriver for OpenCodeDriver {
             agent.clone(),
             self.config.heartbeat_timeout,
             translate::Translator::new(session_id),
+            control.pending_abort(),
             sender,
         ));
         Ok(AgentSession {

@@ -1,6 +1,7 @@
 //! OpenCode's `/event` stream: one subscription per session, a heartbeat watchdog, reconnects.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource_stream::{Event as SseMessage, EventStreamError, Eventsource};
@@ -8,6 +9,7 @@ use futures::{Stream, StreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::control::PendingAbort;
 use super::translate::Translator;
 use crate::agent::{AgentUpdate, DriverError};
 use crate::sandbox::AgentEndpoint;
@@ -52,12 +54,14 @@ pub(super) async fn subscribe(
     }
 }
 
-/// Forwards translated updates until the agent is lost or nobody listens any more.
+/// Forwards translated updates until the agent is lost or nobody listens any more, repeating a
+/// pending abort when the session goes busy.
 pub(super) async fn run(
     mut messages: Messages,
     agent: AgentEndpoint,
     heartbeat_timeout: Duration,
     mut translator: Translator,
+    abort: Arc<PendingAbort>,
     updates: mpsc::Sender<AgentUpdate>,
 ) {
     loop {
@@ -79,7 +83,15 @@ pub(super) async fn run(
                 );
                 continue;
             };
-            for update in translator.translate(&event) {
+            let was_busy = translator.busy();
+            let translated = translator.translate(&event);
+            if !was_busy && translator.busy() {
+                abort.on_busy();
+            }
+            for update in translated {
+                if matches!(update, AgentUpdate::Idle) {
+                    abort.settled();
+                }
                 if updates.send(update).await.is_err() {
                     return;
                 }

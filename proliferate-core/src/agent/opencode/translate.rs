@@ -110,6 +110,11 @@ impl Translator {
         }
     }
 
+    /// Whether OpenCode is running a turn (went busy and not yet idle).
+    pub fn busy(&self) -> bool {
+        self.busy
+    }
+
     /// The v1 updates one OpenCode event (`{type, properties}`) stands for; often none.
     pub fn translate(&mut self, event: &Value) -> Vec<AgentUpdate> {
         let properties = &event["properties"];

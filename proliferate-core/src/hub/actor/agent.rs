@@ -101,7 +101,7 @@ impl Hub {
                 }
                 self.append(Event::AgentError(error));
             }
-            Some(AgentUpdate::Event(event)) => self.append(event),
+            Some(AgentUpdate::Event(event)) => self.agent_output(event),
             Some(AgentUpdate::PermissionAsked(ask)) => self.permission_asked(ask),
             Some(AgentUpdate::PermissionReplied {
                 permission_id,
@@ -117,6 +117,23 @@ impl Hub {
             None => self.agent_lost("its update stream ended".into()).await?,
         }
         Ok(())
+    }
+
+    /// Appends the agent's output, except what belongs to a cancelled turn: §6.4 promises that
+    /// no output follows `turn_cancelled` (OpenCode completes an aborted tool call after it
+    /// reports the session idle).
+    fn agent_output(&mut self, event: Event) {
+        let message_id = event.message_id().map(str::to_owned);
+        if let Some(message_id) = message_id {
+            if self.cancelled_messages.contains(&message_id) {
+                tracing::debug!(session_id = %self.record.info.id, message_id, "dropped output of a cancelled turn");
+                return;
+            }
+            if let Some(turn) = self.running.as_mut() {
+                turn.messages.insert(message_id);
+            }
+        }
+        self.append(event);
     }
 
     pub(super) async fn agent_lost(&mut self, reason: String) -> Result<(), GatewayError> {

@@ -153,6 +153,7 @@ impl Hub {
             self.running = Some(Turn {
                 prompt_id: prompt.prompt_id.clone(),
                 cancel: None,
+                messages: HashSet::new(),
             });
             self.append(Event::TurnStarted(TurnStarted {
                 prompt_id: prompt.prompt_id.clone(),
@@ -182,6 +183,7 @@ impl Hub {
         };
         let cancelled = cancelled || turn.cancel.is_some();
         if cancelled {
+            self.cancelled_messages = turn.messages;
             self.append(Event::TurnCancelled(TurnCancelled {
                 prompt_id: turn.prompt_id.clone(),
                 cancelled_by: turn.cancel.and_then(|(_, by)| by),

@@ -74,6 +74,25 @@ open_union! {
     }
 }
 
+impl Event {
+    /// The assistant message this event is part of, for the agent's output events.
+    pub fn message_id(&self) -> Option<&str> {
+        match self {
+            Event::AssistantMessageStarted(event) => Some(&event.message_id),
+            Event::AssistantMessageCompleted(event) => Some(&event.message_id),
+            Event::TextDelta(event) | Event::ReasoningDelta(event) => Some(&event.message_id),
+            Event::TextCompleted(event) | Event::ReasoningCompleted(event) => {
+                Some(&event.message_id)
+            }
+            Event::ToolStarted(event) => Some(&event.message_id),
+            Event::ToolUpdated(event) => Some(&event.message_id),
+            Event::ToolCompleted(event) => Some(&event.message_id),
+            Event::ToolFailed(event) => Some(&event.message_id),
+            _ => None,
+        }
+    }
+}
+
 /// Payload of `status_changed`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct StatusChanged {
