@@ -14,7 +14,8 @@ impl Gateway {
     ) -> Result<PromptRecord, GatewayError> {
         let prompt_id =
             prompt_id.unwrap_or_else(|| format!("prm_{}", uuid::Uuid::now_v7().simple()));
-        if prompt_id.is_empty() || prompt_id.len() > MAX_PROMPT_ID {
+        // §6.1: "any string of 1 to 128 characters", counted as characters, not bytes.
+        if prompt_id.is_empty() || prompt_id.chars().count() > MAX_PROMPT_ID {
             return Err(GatewayError::BadRequest(format!(
                 "prompt_id must have 1 to {MAX_PROMPT_ID} characters"
             )));

@@ -297,11 +297,14 @@ async fn write(
     mut direct: mpsc::Receiver<Outgoing>,
     mut shutting_down: tokio::sync::watch::Receiver<bool>,
 ) {
+    // The subscription's first frame is the welcome, the first frame of every connection: no
+    // answer to a client frame goes before it.
+    let mut welcomed = false;
     let (code, reason) = loop {
         tokio::select! {
             biased;
             () = shutdown_requested(&mut shutting_down) => break (1001, "shutting_down"),
-            outgoing = direct.recv() => match outgoing {
+            outgoing = direct.recv(), if welcomed => match outgoing {
                 None => return,
                 Some(Outgoing::Close(code, reason)) => break (code, reason),
                 Some(frame) => {
@@ -318,6 +321,7 @@ async fn write(
                     break (1011, "internal");
                 }
                 Ok(first) => {
+                    welcomed = true;
                     if sink.feed(text_message(first)).await.is_err() {
                         return;
                     }
