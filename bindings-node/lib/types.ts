@@ -173,6 +173,18 @@ export interface Heartbeat {
   [field: string]: unknown;
 }
 
+/** One model's share of a [`UsageReport`]. */
+export interface ModelUsage {
+  /** The model, as `provider/model`. */
+  model: string;
+  /** Its requests. */
+  requests: number;
+  /** Its tokens and cost. */
+  usage: TokenUsage;
+  /** Fields this version does not know, kept as sent. */
+  [field: string]: unknown;
+}
+
 /** An answer to a permission request. */
 export type PermissionDecision = "once" | "always" | "reject";
 
@@ -750,6 +762,19 @@ export interface TurnStarted {
   type: "turn_started" | "turn_completed";
   /** The prompt this turn answers. */
   prompt_id: string;
+  /** Fields this version does not know, kept as sent. */
+  [field: string]: unknown;
+}
+
+/** Model usage summed over a session or an organisation (`GET /v1/sessions/{id}/usage`,
+`GET /v1/usage`), as the gateway's model proxy metered it. */
+export interface UsageReport {
+  /** The same per model, most used first. */
+  by_model: Array<ModelUsage>;
+  /** Model requests. */
+  requests: number;
+  /** Tokens and cost of every request; `cost` is absent when no request had a price. */
+  total: TokenUsage;
   /** Fields this version does not know, kept as sent. */
   [field: string]: unknown;
 }

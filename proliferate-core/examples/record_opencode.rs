@@ -13,7 +13,9 @@ use futures::StreamExt;
 use proliferate_core::agent::opencode::{OpenCodeConfig, OpenCodeDriver};
 use proliferate_core::agent::{AgentDriver, AgentPrompt, AgentUpdate};
 use proliferate_core::protocol::v1::PermissionDecision;
-use proliferate_core::sandbox::{LocalProvider, LocalProviderConfig, SandboxProvider, SandboxSpec};
+use proliferate_core::sandbox::{
+    LocalProvider, LocalProviderConfig, LoopbackForward, SandboxProvider, SandboxSpec,
+};
 use scripted_model::ScriptedModel;
 use serde_json::{Value, json};
 
@@ -59,7 +61,7 @@ async fn main() {
     let data = tempfile::tempdir().expect("temporary folder");
     // The sandbox helper comes from PROLIFERATE_SANDBOX_HELPER (the `proliferate-sandbox` binary).
     let provider = LocalProvider::new(LocalProviderConfig {
-        loopback_services: vec![model.address()],
+        channel_services: vec![std::sync::Arc::new(LoopbackForward(model.address()))],
         ..LocalProviderConfig::new(data.path())
     })
     .expect("provider");
@@ -73,6 +75,7 @@ async fn main() {
             restore_from: None,
             limits: provider.limits(),
             egress_allow: Vec::new(),
+            environment: Vec::new(),
         };
         let sandbox = provider.start(&spec).await.expect("sandbox");
         let raw = sandbox

@@ -1,12 +1,15 @@
-//! Tokens: JWTs (HS256) for users and services, and per-session sandbox tokens for
-//! agent-to-gateway calls. A token never reaches another organisation's session: the gateway
+//! Tokens: JWTs (HS256) for users and services, and sandbox tokens for agent-to-gateway calls
+//! (the model proxy among them): random, issued to one run of one session's sandbox and revoked
+//! when that run ends. A token never reaches another organisation's session: the gateway
 //! compares the principal's organisation (and session restriction) with the session's on every
 //! access.
 
-use hmac::{Hmac, Mac};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::GatewayError;
 use crate::protocol::v1::{Principal, PrincipalKind, Scope, TokenClaims};
@@ -39,6 +42,14 @@ pub fn claims(
 pub struct Authenticator {
     user_secret: Vec<u8>,
     service_secret: Vec<u8>,
+    sandbox_tokens: Arc<Mutex<HashMap<String, [u8; 32]>>>,
+}
+
+/// The environment variable that holds a sandbox's token inside it.
+pub const SANDBOX_TOKEN_VARIABLE: &str = "PROLIFERATE_SANDBOX_TOKEN";
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -63,6 +74,7 @@ impl Authenticator {
         Self {
             user_secret: user_secret.into(),
             service_secret: service_secret.into(),
+            sandbox_tokens: Arc::default(),
         }
     }
 
@@ -80,12 +92,27 @@ impl Authenticator {
         sign(&self.service_secret, &claims)
     }
 
-    /// The sandbox token of a session: hex HMAC-SHA256 of its id under the user secret.
-    pub fn sandbox_token(&self, session_id: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.user_secret)
-            .expect("HMAC takes keys of any length");
-        mac.update(session_id.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+    /// Issues a new sandbox token for a run of `session_id`'s sandbox, revoking the last one:
+    /// 32 random bytes, hex. Only its digest is kept.
+    pub fn issue_sandbox_token(&self, session_id: &str) -> String {
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        self.sandbox_tokens
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(session_id.to_owned(), digest(&token));
+        token
+    }
+
+    /// Revokes `session_id`'s sandbox token: its run ended.
+    pub fn revoke_sandbox_token(&self, session_id: &str) {
+        self.sandbox_tokens
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove(session_id);
     }
 
     /// Verifies a token. `session_id` is the session the request is about, which is the only
@@ -145,13 +172,15 @@ impl Authenticator {
     ) -> Result<Principal, GatewayError> {
         let session_id =
             session_id.ok_or_else(|| GatewayError::Unauthenticated("invalid token".into()))?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.user_secret)
-            .expect("HMAC takes keys of any length");
-        mac.update(session_id.as_bytes());
-        let given = hex::decode(token)
-            .map_err(|_| GatewayError::Unauthenticated("invalid token".into()))?;
-        mac.verify_slice(&given)
-            .map_err(|_| GatewayError::Unauthenticated("invalid token".into()))?;
+        let issued = self
+            .sandbox_tokens
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(session_id)
+            .copied();
+        if issued != Some(digest(token)) {
+            return Err(GatewayError::Unauthenticated("invalid token".into()));
+        }
         Ok(Principal {
             subject: format!("sandbox:{session_id}"),
             organization_id: String::new(),

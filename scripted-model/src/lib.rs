@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use script::{Script, ScriptError, ScriptLibrary, Step};
+pub use server::Reported;
 
 /// A running scripted model server; dropping it shuts the server down.
 #[derive(Debug)]
@@ -55,10 +56,24 @@ impl ScriptedModel {
 
     /// Starts a server on `127.0.0.1:port` (0 lets the OS pick).
     pub async fn start_on(port: u16, library: ScriptLibrary) -> std::io::Result<ScriptedModel> {
+        Self::serve(port, library, None).await
+    }
+
+    /// Starts a server that, like a real provider, answers 401 to requests without
+    /// `Authorization: Bearer <key>`.
+    pub async fn start_requiring_key(key: &str) -> std::io::Result<ScriptedModel> {
+        Self::serve(0, ScriptLibrary::default(), Some(key.to_owned())).await
+    }
+
+    async fn serve(
+        port: u16,
+        library: ScriptLibrary,
+        key: Option<String>,
+    ) -> std::io::Result<ScriptedModel> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let address = listener.local_addr()?;
         let (shutdown, stop) = watch::channel(false);
-        let shared = server::Shared::new(library, stop);
+        let shared = server::Shared::new(library, stop, key);
         let task = tokio::spawn({
             let shared = Arc::clone(&shared);
             async move {
@@ -82,6 +97,11 @@ impl ScriptedModel {
     /// The OpenAI-compatible base URL, `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.address)
+    }
+
+    /// The usage reported to clients so far, and the streams they abandoned.
+    pub fn reported(&self) -> Reported {
+        self.shared.reported()
     }
 
     /// Every chat-completions request body received (as JSON), in order.

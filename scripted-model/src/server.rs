@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use futures::{StreamExt, future, stream};
@@ -30,17 +30,65 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<Value>>,
     counter: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    key: Option<String>,
+    reported: Mutex<Reported>,
+}
+
+/// What the model told its clients it used, and how many streams its clients left unfinished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reported {
+    /// Prompt tokens, summed over every answer that reached its usage.
+    pub prompt_tokens: u64,
+    /// Completion tokens, likewise.
+    pub completion_tokens: u64,
+    /// Streams whose client went away before the end.
+    pub abandoned_streams: u64,
 }
 
 impl Shared {
     /// State for a server that stops when `shutdown` turns true or its sender is dropped.
-    pub(crate) fn new(library: ScriptLibrary, shutdown: watch::Receiver<bool>) -> Arc<Self> {
+    pub(crate) fn new(
+        library: ScriptLibrary,
+        shutdown: watch::Receiver<bool>,
+        key: Option<String>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             library,
             requests: Mutex::new(Vec::new()),
             counter: AtomicU64::new(1),
             shutdown,
+            key,
+            reported: Mutex::default(),
         })
+    }
+
+    /// What was reported so far.
+    pub(crate) fn reported(&self) -> Reported {
+        *self
+            .reported
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn report(&self, change: impl FnOnce(&mut Reported)) {
+        change(
+            &mut self
+                .reported
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+    }
+
+    /// Adds the usage in `answer` (a chunk or a completion), if it has some.
+    fn report_usage(&self, answer: &Value) {
+        let usage = &answer["usage"];
+        if usage.is_object() {
+            self.report(|reported| {
+                reported.prompt_tokens += usage["prompt_tokens"].as_u64().unwrap_or_default();
+                reported.completion_tokens +=
+                    usage["completion_tokens"].as_u64().unwrap_or_default();
+            });
+        }
     }
 
     /// Every parsed request body so far, in order.
@@ -90,7 +138,19 @@ async fn not_found() -> Response {
     error_response(404, "no such route; use POST /v1/chat/completions")
 }
 
-async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn chat_completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(key) = &shared.key {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        if given != Some(format!("Bearer {key}").as_str()) {
+            return error_response(401, "Incorrect API key provided.");
+        }
+    }
     let request: Value = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(error) => {
@@ -119,9 +179,33 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
     let delay = Duration::from_millis(delay_ms);
     let shutdown = shared.shutdown.clone();
     if stream {
-        streamed(step, &envelope, delay, shutdown)
+        streamed(step, &envelope, delay, shutdown, shared)
     } else {
-        complete(step, &envelope, delay, shutdown).await
+        complete(step, &envelope, delay, shutdown, &shared).await
+    }
+}
+
+/// Reports a stream's usage once it is delivered whole, or counts it abandoned when its client
+/// leaves first.
+struct Delivery {
+    /// Taken when the stream is delivered whole.
+    shared: Option<Arc<Shared>>,
+    usage: Option<Value>,
+}
+
+impl Delivery {
+    fn delivered(mut self) {
+        if let (Some(shared), Some(usage)) = (self.shared.take(), &self.usage) {
+            shared.report_usage(usage);
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.report(|reported| reported.abandoned_streams += 1);
+        }
     }
 }
 
@@ -139,8 +223,15 @@ fn streamed(
     envelope: &Envelope,
     delay: Duration,
     shutdown: watch::Receiver<bool>,
+    shared: Arc<Shared>,
 ) -> Response {
-    let lines = |chunks: Vec<Value>| -> Vec<String> {
+    let mut usage = None;
+    let mut lines = |chunks: Vec<Value>| -> Vec<String> {
+        usage = chunks
+            .iter()
+            .rev()
+            .find(|chunk| chunk["usage"].is_object())
+            .cloned();
         let mut lines: Vec<String> = chunks.iter().map(wire::data_line).collect();
         lines.push(wire::DONE_LINE.to_owned());
         lines
@@ -173,19 +264,31 @@ fn streamed(
             Ending::Stall,
         ),
     };
+    let delivery = Delivery {
+        shared: Some(shared),
+        usage,
+    };
     let chunks = stream::iter(lines).then(move |line| async move {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         Ok::<Bytes, Infallible>(Bytes::from(line))
     });
-    let body =
-        match ending {
-            Ending::Close => Body::from_stream(chunks),
-            Ending::Stall => Body::from_stream(chunks.chain(
-                stream::once(shutdown_signal(shutdown)).filter_map(|()| future::ready(None)),
-            )),
-        };
+    // The delivery rides at the end of the body: dropped with it when the client leaves first.
+    let body = match ending {
+        Ending::Close => Body::from_stream(chunks.chain(
+            stream::once(async move { delivery.delivered() }).filter_map(|()| future::ready(None)),
+        )),
+        Ending::Stall => Body::from_stream(
+            chunks.chain(
+                stream::once(async move {
+                    let _delivery = delivery;
+                    shutdown_signal(shutdown).await
+                })
+                .filter_map(|()| future::ready(None)),
+            ),
+        ),
+    };
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -202,6 +305,7 @@ async fn complete(
     envelope: &Envelope,
     delay: Duration,
     shutdown: watch::Receiver<bool>,
+    shared: &Shared,
 ) -> Response {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -209,12 +313,16 @@ async fn complete(
     match step {
         Step::Text { text, deltas } => {
             let pieces = wire::split_text(&text, deltas).len();
-            Json(envelope.text_completion(&text, pieces)).into_response()
+            let completion = envelope.text_completion(&text, pieces);
+            shared.report_usage(&completion);
+            Json(completion).into_response()
         }
         Step::ToolCall { name, arguments } => {
             let arguments = arguments_string(&arguments);
             let pieces = wire::split_arguments(&arguments).len();
-            Json(envelope.tool_call_completion(&name, &arguments, pieces)).into_response()
+            let completion = envelope.tool_call_completion(&name, &arguments, pieces);
+            shared.report_usage(&completion);
+            Json(completion).into_response()
         }
         Step::Error { status, message } => error_response(status, &message),
         Step::Malformed => {

@@ -10,6 +10,9 @@ use proliferate_core::hub::HubConfig;
 use proliferate_core::protocol::v1::{PermissionDecision, SandboxLimits};
 use proliferate_core::sandbox::IsolationMode;
 
+use crate::model_proxy::OrganizationKeys;
+use crate::model_proxy::policy::{Budget, ModelPolicy};
+
 /// Settings of the server.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -28,9 +31,32 @@ pub struct ServeArgs {
     /// OpenCode `provider` configuration as JSON, for custom providers.
     #[arg(long, env = "PROLIFERATE_MODEL_PROVIDERS", default_value = "{}")]
     pub providers: String,
-    /// Names of environment variables passed to agents (model API keys), comma-separated.
+    /// Names of the model API key variables, comma-separated: they stay in the gateway, where
+    /// the model proxy reads them (providers name theirs as `{env:NAME}`); agents never get them.
     #[arg(long, env = "PROLIFERATE_AGENT_ENV", value_delimiter = ',')]
     pub agent_env: Vec<String>,
+    /// A JSON file of organisations' own model keys: `{"<organisation>": {"<provider>": "<key>"}}`.
+    #[arg(long, env = "PROLIFERATE_MODEL_KEYS_FILE")]
+    pub model_keys_file: Option<PathBuf>,
+    /// Models sandboxes may use (`provider/model`), comma-separated; any configured by default.
+    #[arg(long, env = "PROLIFERATE_ALLOWED_MODELS", value_delimiter = ',')]
+    pub allowed_models: Vec<String>,
+    /// Model prices as JSON: `{"provider/model": {"input": 3, "output": 15, "cache_read": 0.3,
+    /// "cache_write": 3.75}}`, US dollars per million tokens.
+    #[arg(long, env = "PROLIFERATE_MODEL_PRICES", default_value = "{}")]
+    pub model_prices: String,
+    /// The most tokens one session may use.
+    #[arg(long, env = "PROLIFERATE_SESSION_TOKEN_BUDGET")]
+    pub session_token_budget: Option<u64>,
+    /// The most one session may spend on priced models, in US dollars.
+    #[arg(long, env = "PROLIFERATE_SESSION_COST_BUDGET")]
+    pub session_cost_budget: Option<f64>,
+    /// The most tokens one organisation may use.
+    #[arg(long, env = "PROLIFERATE_ORGANIZATION_TOKEN_BUDGET")]
+    pub organization_token_budget: Option<u64>,
+    /// The most one organisation may spend on priced models, in US dollars.
+    #[arg(long, env = "PROLIFERATE_ORGANIZATION_COST_BUDGET")]
+    pub organization_cost_budget: Option<f64>,
     /// A script file for the scripted model.
     #[arg(long, env = "PROLIFERATE_SCRIPT_FILE")]
     pub script_file: Option<PathBuf>,
@@ -128,6 +154,34 @@ impl ServeArgs {
             disk_bytes: Some(self.disk_limit),
             enforced_by: None,
         }
+    }
+
+    /// What the model proxy allows, and what models cost.
+    pub fn model_policy(&self) -> Result<ModelPolicy, String> {
+        let prices = serde_json::from_str(&self.model_prices)
+            .map_err(|error| format!("PROLIFERATE_MODEL_PRICES: {error}"))?;
+        Ok(ModelPolicy {
+            allowed: self.allowed_models.clone(),
+            prices,
+            session: Budget {
+                tokens: self.session_token_budget,
+                cost: self.session_cost_budget,
+            },
+            organization: Budget {
+                tokens: self.organization_token_budget,
+                cost: self.organization_cost_budget,
+            },
+        })
+    }
+
+    /// Organisations' own model keys, from [`ServeArgs::model_keys_file`].
+    pub fn organization_keys(&self) -> Result<OrganizationKeys, String> {
+        let Some(path) = &self.model_keys_file else {
+            return Ok(OrganizationKeys::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("reading {}: {error}", path.display()))?;
+        serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
     }
 
     /// Hub tunables.

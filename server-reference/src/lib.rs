@@ -6,6 +6,7 @@
 
 pub mod config;
 mod credentials;
+pub mod model_proxy;
 mod observability;
 mod openapi;
 mod problem;
@@ -117,22 +118,34 @@ impl Server {
             config.providers = json("PROLIFERATE_MODEL_PROVIDERS", &args.providers)?;
             (None, config)
         };
+        // The agent gets the proxy's address and its sandbox token; the gateway keeps the rest.
+        let (upstreams, providers) =
+            model_proxy::upstream::route_through_proxy(&opencode.providers, &opencode.model)
+                .map_err(ServeError::Config)?;
+        let model_proxy = Arc::new(model_proxy::ModelProxy::new(
+            upstreams,
+            args.organization_keys().map_err(ServeError::Config)?,
+            args.model_policy().map_err(ServeError::Config)?,
+        ));
         let opencode = OpenCodeConfig {
             permission: json("PROLIFERATE_PERMISSION", &args.permission)?,
+            providers,
             ..opencode
         };
         let store = Arc::new(SqliteStore::open(&data_dir.join("proliferate.db")).await?);
         let provider = LocalProvider::new(LocalProviderConfig {
             isolation: args.isolation,
-            passed_environment: args.agent_env.clone(),
             limits: args.limits(),
             egress: EgressPolicy::new(&args.egress_allow),
-            loopback_services: model.iter().map(ScriptedModel::address).collect(),
+            channel_services: vec![Arc::new(model_proxy::ModelProxyService(
+                model_proxy.clone(),
+            ))],
             ..LocalProviderConfig::new(&data_dir)
         })?;
         let gateway = Gateway::start(GatewayParts {
             store: store.clone(),
-            log: store,
+            log: store.clone(),
+            usage: store,
             isolation: provider.isolation().to_owned(),
             provider: Arc::new(provider),
             driver: Arc::new(OpenCodeDriver::new(opencode)),
@@ -140,6 +153,7 @@ impl Server {
             config: args.hub(),
         })
         .await?;
+        model_proxy.attach(gateway.clone());
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let address = listener.local_addr()?;
         let send_buffer = args.socket_send_buffer;
@@ -153,6 +167,7 @@ impl Server {
         let app = router(AppState {
             gateway: gateway.clone(),
             shutting_down: watcher.clone(),
+            model_proxy: Some(model_proxy),
         });
         let mut stop = watcher;
         let task = tokio::spawn(async move {

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the gateway (embedded defaults: SQLite, local sandboxes, OpenCode, scripted model).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a token signed with the server's secret, for development.
     Token {
         /// The data directory of the server (its secrets live there unless set in the environment).
@@ -106,7 +106,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => tokio::runtime::Runtime::new()
             .map_err(|error| error.to_string())
-            .and_then(|runtime| runtime.block_on(serve(args))),
+            .and_then(|runtime| runtime.block_on(serve(*args))),
         Command::Token {
             data_dir,
             subject,

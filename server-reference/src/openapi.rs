@@ -121,6 +121,22 @@ const ROUTES: &[Route] = &[
     ),
     Route(
         "get",
+        "/v1/sessions/{id}/usage",
+        "Read the session's model usage",
+        None,
+        200,
+        Some("UsageReport"),
+    ),
+    Route(
+        "get",
+        "/v1/usage",
+        "Read the organisation's model usage (admin; from and to in ms since the epoch)",
+        None,
+        200,
+        Some("UsageReport"),
+    ),
+    Route(
+        "get",
         "/v1/sessions/{id}/ws",
         "Stream events and send prompts over a WebSocket (an upgrade; frames in docs/protocol.md)",
         None,

@@ -196,6 +196,19 @@ class Heartbeat:
     """Fields this version does not know, kept as sent."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ModelUsage:
+    """One model's share of a [`UsageReport`]."""
+    model: str
+    """The model, as `provider/model`."""
+    requests: int
+    """Its requests."""
+    usage: TokenUsage
+    """Its tokens and cost."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, kept as sent."""
+
+
 PermissionDecision = Literal['once', 'always', 'reject']
 """An answer to a permission request."""
 
@@ -818,6 +831,20 @@ class TurnStarted:
     """The `type` tag this value carries on the wire."""
     prompt_id: str
     """The prompt this turn answers."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, kept as sent."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageReport:
+    """Model usage summed over a session or an organisation (`GET /v1/sessions/{id}/usage`,
+`GET /v1/usage`), as the gateway's model proxy metered it."""
+    by_model: list[ModelUsage]
+    """The same per model, most used first."""
+    requests: int
+    """Model requests."""
+    total: TokenUsage
+    """Tokens and cost of every request; `cost` is absent when no request had a price."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Fields this version does not know, kept as sent."""
 

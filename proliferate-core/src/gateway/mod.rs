@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 mod prompts;
 mod sessions;
 mod streams;
+mod usage;
 
 use crate::GatewayError;
 use crate::agent::AgentDriver;
@@ -24,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::protocol::v1::*;
 use crate::sandbox::{AgentEndpoint, SandboxProvider};
 use crate::store::{
-    EventLog, IdempotencyKey, MetadataStore, PromptRecord, PromptState, SessionRecord,
+    EventLog, IdempotencyKey, MetadataStore, PromptRecord, PromptState, SessionRecord, UsageLedger,
 };
 
 /// Everything a hub needs, shared by all hubs.
@@ -36,6 +37,8 @@ pub(crate) struct Services {
     pub config: HubConfig,
     pub metrics: Metrics,
     pub isolation: String,
+    pub authenticator: Authenticator,
+    pub usage: Arc<dyn UsageLedger>,
 }
 
 /// The parts a gateway is built from.
@@ -52,6 +55,8 @@ pub struct GatewayParts {
     pub isolation: String,
     /// Verifies tokens.
     pub authenticator: Authenticator,
+    /// Model usage, as the model proxy meters it.
+    pub usage: Arc<dyn UsageLedger>,
     /// Hub tunables.
     pub config: HubConfig,
 }
@@ -60,7 +65,6 @@ pub struct GatewayParts {
 #[derive(Clone)]
 pub struct Gateway {
     services: Arc<Services>,
-    authenticator: Authenticator,
     hubs: Arc<Mutex<HashMap<String, HubHandle>>>,
 }
 
@@ -97,8 +101,9 @@ impl Gateway {
                 config: parts.config,
                 metrics: Metrics::default(),
                 isolation: parts.isolation,
+                authenticator: parts.authenticator,
+                usage: parts.usage,
             }),
-            authenticator: parts.authenticator,
             hubs: Arc::default(),
         };
         for record in gateway.services.store.live_sessions().await? {
@@ -123,7 +128,7 @@ impl Gateway {
         token: &str,
         session_id: Option<&str>,
     ) -> Result<Principal, GatewayError> {
-        self.authenticator.verify(token, session_id)
+        self.services.authenticator.verify(token, session_id)
     }
 
     pub(super) async fn hub(&self, session_id: &str) -> Result<HubHandle, GatewayError> {

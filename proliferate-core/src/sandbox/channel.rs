@@ -5,21 +5,122 @@
 //! gateway's HTTP requests to the agent. The gateway opens it without following links (an agent
 //! that swaps it for a link reaches nothing but itself). `sessions/<id>/channel/gateway/` is
 //! read-only inside the sandbox and holds the sockets the gateway serves for it: `egress.sock`
-//! (the egress proxy) and `<port>.sock` for each loopback service forwarded into sandboxes (the
-//! model), which the helper exposes on the same port of the sandbox's loopback.
+//! (the egress proxy) and `<port>.sock` for each [`ChannelService`] (the model proxy), which the
+//! helper exposes on the same port of the sandbox's loopback.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::{Mode, SFlag, fstat};
-use tokio::io::copy_bidirectional;
-use tokio::net::{TcpStream, UnixListener};
+use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::task::JoinHandle;
 
 use super::egress::{self, EgressPolicy};
+
+/// One connection from a sandbox to a [`ChannelService`].
+pub trait Connection: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
+
+/// A service the gateway serves into every sandbox: the sandbox reaches it on [`port`] of its
+/// own loopback, through its channel (or, without isolation, on a port of the host's loopback
+/// that the sandbox learns from [`address_variable`]), and every connection is known to come from
+/// one session's sandbox.
+///
+/// [`port`]: ChannelService::port
+/// [`address_variable`]: ChannelService::address_variable
+#[async_trait]
+pub trait ChannelService: Send + Sync + std::fmt::Debug {
+    /// Its port on the sandbox's loopback.
+    fn port(&self) -> u16;
+
+    /// The environment variable that gives the agent the service's base URL
+    /// (`http://127.0.0.1:<port>`), if the agent needs it.
+    fn address_variable(&self) -> Option<&str> {
+        None
+    }
+
+    /// Serves one connection from `session_id`'s sandbox.
+    async fn serve(&self, session_id: String, connection: Box<dyn Connection>);
+}
+
+/// A service on the host's loopback that every sandbox reaches at the same port of its own
+/// loopback, shared by all sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopbackForward(pub SocketAddr);
+
+#[async_trait]
+impl ChannelService for LoopbackForward {
+    fn port(&self) -> u16 {
+        self.0.port()
+    }
+
+    async fn serve(&self, _session_id: String, mut connection: Box<dyn Connection>) {
+        if let Ok(mut outbound) = TcpStream::connect(self.0).await {
+            let _ = copy_bidirectional(&mut connection, &mut outbound).await;
+        }
+    }
+}
+
+/// Serves `service` to `session_id`'s connections on `listener` until dropped.
+async fn serve_service<L: Accept>(
+    listener: L,
+    service: Arc<dyn ChannelService>,
+    session_id: String,
+) {
+    while let Some(connection) = listener.accept_connection().await {
+        let (service, session_id) = (service.clone(), session_id.clone());
+        tokio::spawn(async move { service.serve(session_id, connection).await });
+    }
+}
+
+/// A listener of [`Connection`]s.
+#[async_trait]
+trait Accept: Send + Sync + 'static {
+    async fn accept_connection(&self) -> Option<Box<dyn Connection>>;
+}
+
+#[async_trait]
+impl Accept for UnixListener {
+    async fn accept_connection(&self) -> Option<Box<dyn Connection>> {
+        Some(Box::new(self.accept().await.ok()?.0))
+    }
+}
+
+#[async_trait]
+impl Accept for TcpListener {
+    async fn accept_connection(&self) -> Option<Box<dyn Connection>> {
+        Some(Box::new(self.accept().await.ok()?.0))
+    }
+}
+
+/// Serves each of `services` to an unisolated sandbox on a free port of the host's loopback;
+/// returns the tasks and, for each service with an address variable, its value.
+pub(crate) async fn serve_on_loopback(
+    session_id: &str,
+    services: &[Arc<dyn ChannelService>],
+) -> std::io::Result<(GatewayEnd, Vec<(String, String)>)> {
+    let mut end = GatewayEnd { tasks: Vec::new() };
+    let mut environment = Vec::new();
+    for service in services {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        if let Some(variable) = service.address_variable() {
+            environment.push((variable.to_owned(), format!("http://{address}")));
+        }
+        end.tasks.push(tokio::spawn(serve_service(
+            listener,
+            service.clone(),
+            session_id.to_owned(),
+        )));
+    }
+    Ok((end, environment))
+}
 
 /// The gateway's side of a running sandbox's channel; its sockets close when it is dropped.
 pub(crate) struct GatewayEnd {
@@ -61,7 +162,7 @@ impl ChannelDirs {
         &self,
         session_id: &str,
         policy: EgressPolicy,
-        forwards: &[SocketAddr],
+        services: &[Arc<dyn ChannelService>],
     ) -> std::io::Result<GatewayEnd> {
         for folder in [&self.sandbox, &self.gateway] {
             let _ = std::fs::remove_dir_all(folder);
@@ -82,23 +183,30 @@ impl ChannelDirs {
             Arc::new(policy),
             session_id.to_owned(),
         ))];
-        for &target in forwards {
-            let listener = bind(&format!("{}.sock", target.port()))?;
-            tasks.push(tokio::spawn(forward(listener, target)));
+        for service in services {
+            let listener = bind(&format!("{}.sock", service.port()))?;
+            tasks.push(tokio::spawn(serve_service(
+                listener,
+                service.clone(),
+                session_id.to_owned(),
+            )));
         }
         Ok(GatewayEnd { tasks })
     }
 }
 
-/// Carries every connection on `listener` to `target`.
-async fn forward(listener: UnixListener, target: SocketAddr) {
-    while let Ok((mut inbound, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            if let Ok(mut outbound) = TcpStream::connect(target).await {
-                let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
-            }
-        });
-    }
+/// The environment that gives an isolated sandbox's agent each service's address.
+pub(crate) fn channel_environment(services: &[Arc<dyn ChannelService>]) -> Vec<(String, String)> {
+    services
+        .iter()
+        .filter_map(|service| {
+            let variable = service.address_variable()?;
+            Some((
+                variable.to_owned(),
+                format!("http://127.0.0.1:{}", service.port()),
+            ))
+        })
+        .collect()
 }
 
 /// An open handle on the agent's socket: connecting through `/proc/self/fd` reaches the socket

@@ -7,7 +7,6 @@
 //! `sessions/<id>/agent.pid`, and `snapshots/<snapshot id>.tar.gz`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -16,7 +15,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::process::{Child, Command};
 
-use super::channel::{ChannelDirs, GatewayEnd};
+use super::channel::{
+    ChannelDirs, ChannelService, GatewayEnd, channel_environment, serve_on_loopback,
+};
 use super::disk;
 use super::endpoint::{Target, create_inside, free_loopback_port, private_folder, random_password};
 use super::isolation::{self, IsolationMode, Mounts, SANDBOX_HOME, SANDBOX_WORKSPACE};
@@ -56,10 +57,9 @@ pub struct LocalProviderConfig {
     pub limits: SandboxLimits,
     /// Hosts every sandbox may reach through the egress proxy.
     pub egress: EgressPolicy,
-    /// Services on the host's loopback that sandboxes reach at the same address on their own
-    /// loopback (an OpenAI-compatible model server, for example); nothing else of the host is
-    /// reachable.
-    pub loopback_services: Vec<SocketAddr>,
+    /// Services the gateway serves into every sandbox (the model proxy, for example), on ports
+    /// of the sandbox's own loopback; nothing else of the host is reachable.
+    pub channel_services: Vec<Arc<dyn ChannelService>>,
     /// The largest snapshot, in bytes of files.
     pub max_snapshot_bytes: u64,
 }
@@ -77,7 +77,7 @@ impl LocalProviderConfig {
             helper: None,
             limits: default_limits(),
             egress: EgressPolicy::default(),
-            loopback_services: Vec::new(),
+            channel_services: Vec::new(),
             max_snapshot_bytes: 1 << 30,
         }
     }
@@ -270,7 +270,7 @@ impl LocalProvider {
                     *port != EGRESS_PORT
                         && !self
                             .config
-                            .loopback_services
+                            .channel_services
                             .iter()
                             .any(|s| s.port() == *port)
                 })
@@ -310,7 +310,7 @@ impl LocalProvider {
                 &format!("{}/agent.sock", isolation::SANDBOX_CHANNEL),
             ]);
             command.args(["--agent-port", &port.to_string()]);
-            for service in &self.config.loopback_services {
+            for service in &self.config.channel_services {
                 let socket = format!("{}/{}.sock", isolation::GATEWAY_CHANNEL, service.port());
                 command.args(["--forward", &format!("{}={socket}", service.port())]);
             }
@@ -484,14 +484,17 @@ impl SandboxProvider for LocalProvider {
             }),
             ..spec.limits.clone()
         };
-        let gateway_end = if isolated {
+        let services = &self.config.channel_services;
+        let (gateway_end, service_environment) = if isolated {
             let policy = self.config.egress.with(&spec.egress_allow);
             let end = ChannelDirs::of(&session_dir)
-                .open(&spec.session_id, policy, &self.config.loopback_services)
+                .open(&spec.session_id, policy, services)
                 .map_err(SandboxError::io("opening the sandbox's channel"))?;
-            Some(end)
+            (end, channel_environment(services))
         } else {
-            None
+            serve_on_loopback(&spec.session_id, services)
+                .await
+                .map_err(SandboxError::io("serving the gateway's services"))?
         };
         let password = spec.launch.credential.as_ref().map(|_| random_password());
         let log_path = session_dir.join("agent.log");
@@ -509,6 +512,9 @@ impl SandboxProvider for LocalProvider {
             group.as_ref(),
             password.as_deref(),
         )?;
+        command
+            .envs(service_environment)
+            .envs(spec.environment.clone());
         command.stdout(log).stderr(error_log);
         let mut child = command.spawn().map_err(SandboxError::io(format!(
             "starting {}",
@@ -553,7 +559,7 @@ impl SandboxProvider for LocalProvider {
             endpoint,
             limits,
             group,
-            _gateway_end: gateway_end,
+            _gateway_end: Some(gateway_end),
         };
         let started = sandbox(&agent);
         *running = Some(agent);

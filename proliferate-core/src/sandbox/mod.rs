@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+pub use channel::{ChannelService, Connection, LoopbackForward};
 pub use egress::EgressPolicy;
 pub use isolation::IsolationMode;
 pub use limits::{default_limits, within};
@@ -81,6 +82,8 @@ pub struct SandboxSpec {
     pub limits: SandboxLimits,
     /// Hosts the session may reach beyond the provider's egress allow-list.
     pub egress_allow: Vec<String>,
+    /// Variables the gateway sets in the agent's environment for this run (its sandbox token).
+    pub environment: Vec<(String, String)>,
 }
 
 /// How the gateway reaches a sandbox's agent: a base URL and the HTTP client that carries

@@ -11,7 +11,9 @@ use bytes::Bytes;
 
 pub use sqlite::SqliteStore;
 
-use crate::protocol::v1::{PromptAdmission, Sender, SessionInfo, SnapshotInfo};
+use crate::protocol::v1::{
+    PromptAdmission, Sender, SessionInfo, SnapshotInfo, TokenUsage, UsageReport,
+};
 
 /// A session as stored: what clients see, plus what only the engine needs.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -187,4 +189,42 @@ pub trait EventLog: Send + Sync {
 
     /// The oldest and newest seq retained, or `None` for an empty log.
     async fn bounds(&self, session_id: &str) -> Result<Option<(u64, u64)>, StoreError>;
+}
+
+/// One model request as the model proxy metered it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UsageRecord {
+    /// The session whose sandbox made the request.
+    pub session_id: String,
+    /// The session's organisation.
+    pub organization_id: String,
+    /// The model, as `provider/model`.
+    pub model: String,
+    /// When the request ended, milliseconds since the Unix epoch.
+    pub at: i64,
+    /// Its tokens, and its cost where the model has a price.
+    pub usage: TokenUsage,
+}
+
+/// Which requests a usage report sums.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UsageFilter {
+    /// The organisation.
+    pub organization_id: String,
+    /// Only this session's.
+    pub session_id: Option<String>,
+    /// Only those that ended at or after this time (ms since the epoch).
+    pub from: Option<i64>,
+    /// Only those that ended before this time (ms since the epoch).
+    pub to: Option<i64>,
+}
+
+/// Model usage, kept when sessions are deleted (it is what an organisation spent).
+#[async_trait]
+pub trait UsageLedger: Send + Sync {
+    /// Records one request.
+    async fn record_usage(&self, record: &UsageRecord) -> Result<(), StoreError>;
+
+    /// Sums the requests `filter` selects.
+    async fn usage(&self, filter: &UsageFilter) -> Result<UsageReport, StoreError>;
 }

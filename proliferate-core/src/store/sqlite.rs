@@ -11,7 +11,8 @@ use sqlx::{Row, SqlitePool};
 use super::*;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sessions (
     id TEXT PRIMARY KEY,
     organization_id TEXT NOT NULL,
@@ -52,7 +53,24 @@ CREATE TABLE snapshots (
     created_at INTEGER NOT NULL,
     size_bytes INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE model_usage (
+    organization_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    input INTEGER NOT NULL,
+    output INTEGER NOT NULL,
+    reasoning INTEGER NOT NULL,
+    cache_read INTEGER NOT NULL,
+    cache_write INTEGER NOT NULL,
+    cost REAL
+);
+CREATE INDEX model_usage_by_organization ON model_usage (organization_id, at);
+CREATE INDEX model_usage_by_session ON model_usage (session_id, at);
+"#,
+];
 
 /// Metadata and the event log in one SQLite database.
 #[derive(Clone)]
@@ -426,5 +444,71 @@ impl EventLog for SqliteStore {
         Ok(first
             .zip(last)
             .map(|(first, last)| (first as u64, last as u64)))
+    }
+}
+
+#[async_trait]
+impl UsageLedger for SqliteStore {
+    async fn record_usage(&self, record: &UsageRecord) -> Result<(), StoreError> {
+        let usage = &record.usage;
+        sqlx::query(
+            "INSERT INTO model_usage (organization_id, session_id, model, at, input, output, \
+             reasoning, cache_read, cache_write, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.organization_id)
+        .bind(&record.session_id)
+        .bind(&record.model)
+        .bind(record.at)
+        .bind(usage.input as i64)
+        .bind(usage.output as i64)
+        .bind(usage.reasoning as i64)
+        .bind(usage.cache_read as i64)
+        .bind(usage.cache_write as i64)
+        .bind(usage.cost)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn usage(&self, filter: &UsageFilter) -> Result<UsageReport, StoreError> {
+        let rows = sqlx::query(
+            "SELECT model, COUNT(*) AS requests, SUM(input) AS input, SUM(output) AS output, \
+             SUM(reasoning) AS reasoning, SUM(cache_read) AS cache_read, \
+             SUM(cache_write) AS cache_write, SUM(cost) AS cost FROM model_usage \
+             WHERE organization_id = ? AND (? IS NULL OR session_id = ?) \
+             AND (? IS NULL OR at >= ?) AND (? IS NULL OR at < ?) \
+             GROUP BY model ORDER BY SUM(input + output) DESC, model",
+        )
+        .bind(&filter.organization_id)
+        .bind(&filter.session_id)
+        .bind(&filter.session_id)
+        .bind(filter.from)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut report = UsageReport::default();
+        for row in rows {
+            let count = |column: &str| -> Result<u64, StoreError> {
+                Ok(row.try_get::<i64, _>(column)? as u64)
+            };
+            let model = crate::protocol::v1::ModelUsage {
+                model: row.try_get("model")?,
+                usage: TokenUsage {
+                    input: count("input")?,
+                    output: count("output")?,
+                    reasoning: count("reasoning")?,
+                    cache_read: count("cache_read")?,
+                    cache_write: count("cache_write")?,
+                    cost: row.try_get("cost")?,
+                },
+                requests: count("requests")?,
+                ..Default::default()
+            };
+            report.add(&model.usage, model.requests);
+            report.by_model.push(model);
+        }
+        Ok(report)
     }
 }

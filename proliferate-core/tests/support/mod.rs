@@ -39,7 +39,9 @@ impl Rig {
         let data_dir = tempfile::tempdir().expect("temporary folder");
         let provider = LocalProvider::new(LocalProviderConfig {
             helper: Some(env!("CARGO_BIN_EXE_proliferate-sandbox").into()),
-            loopback_services: vec![model.address()],
+            channel_services: vec![std::sync::Arc::new(
+                proliferate_core::sandbox::LoopbackForward(model.address()),
+            )],
             ..LocalProviderConfig::new(data_dir.path())
         })
         .expect("provider");
@@ -67,6 +69,7 @@ impl Rig {
             restore_from,
             limits: self.provider.limits(),
             egress_allow: Vec::new(),
+            environment: Vec::new(),
         };
         let sandbox = self.provider.start(&spec).await.expect("sandbox starts");
         let session = self

@@ -7,6 +7,8 @@ mod socket;
 mod stream;
 mod system;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, RawPathParams, Request};
@@ -19,6 +21,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::credentials;
+use crate::model_proxy::ModelProxy;
 use crate::problem::ApiError;
 
 /// What every handler can reach.
@@ -28,6 +31,8 @@ pub struct AppState {
     pub gateway: Gateway,
     /// Turns true when the server starts shutting down; sockets then close with 1001.
     pub shutting_down: watch::Receiver<bool>,
+    /// The model proxy, whose counters `/metrics` adds.
+    pub model_proxy: Option<Arc<ModelProxy>>,
 }
 
 /// The largest HTTP body accepted (prompts with images included).
@@ -56,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/sessions/{id}/events", get(sessions::events))
         .route("/v1/sessions/{id}/transcript", get(sessions::transcript))
+        .route("/v1/sessions/{id}/usage", get(sessions::usage))
+        .route("/v1/usage", get(sessions::organization_usage))
         .route("/v1/sessions/{id}/ws", get(socket::upgrade))
         .route("/v1/sessions/{id}/agent", any(proxy::forward_root))
         .route("/v1/sessions/{id}/agent/{*path}", any(proxy::forward))

@@ -211,3 +211,36 @@ pub async fn events(
         .await?;
     Ok(Json(page).into_response())
 }
+
+/// `GET /v1/sessions/{id}/usage`
+pub async fn usage(State(state): State<AppState>, caller: Caller) -> Answer<Json<UsageReport>> {
+    Ok(Json(
+        state
+            .gateway
+            .session_usage(&caller.principal, caller.session())
+            .await?,
+    ))
+}
+
+/// Query of `GET /v1/usage`: a time range in milliseconds since the epoch.
+#[derive(Debug, Deserialize)]
+pub struct UsageQuery {
+    /// From this time, inclusive.
+    from: Option<i64>,
+    /// To this time, exclusive.
+    to: Option<i64>,
+}
+
+/// `GET /v1/usage`
+pub async fn organization_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<UsageQuery>,
+) -> Answer<Json<UsageReport>> {
+    Ok(Json(
+        state
+            .gateway
+            .organization_usage(&caller.principal, query.from, query.to)
+            .await?,
+    ))
+}

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -50,6 +50,10 @@ struct Launch {
     opencode: PathBuf,
     /// Its HOME, if not inherited.
     home: Option<PathBuf>,
+    /// More environment variables.
+    environment: Vec<(String, String)>,
+    /// Where its log (at `info`) goes, if not to the test's output (at `warn`).
+    log: Option<PathBuf>,
 }
 
 impl Launch {
@@ -58,6 +62,8 @@ impl Launch {
             program: vec![env!("CARGO_BIN_EXE_proliferate-server").into()],
             opencode: opencode_program(),
             home: None,
+            environment: Vec::new(),
+            log: None,
         }
     }
 }
@@ -91,6 +97,48 @@ impl TestServer {
             child,
             _folder: Some(folder),
         }
+    }
+
+    /// Starts a server with extra `serve` arguments and environment variables, logging at `info`
+    /// into a file ([`TestServer::log`]).
+    pub fn start_with_environment(arguments: &[&str], environment: &[(&str, &str)]) -> Self {
+        let folder = tempfile::tempdir().unwrap();
+        let data_dir = folder.path().join("data");
+        let arguments: Vec<String> = arguments
+            .iter()
+            .map(|argument| argument.to_string())
+            .collect();
+        let launch = Launch {
+            environment: environment
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            log: Some(folder.path().join("server.log")),
+            ..Launch::default()
+        };
+        let (child, base) = spawn(&launch, &data_dir, &arguments, "127.0.0.1:0");
+        Self {
+            base,
+            data_dir,
+            arguments,
+            launch,
+            child,
+            _folder: Some(folder),
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the server logged so far, if it logs into a file.
+    pub fn log(&self) -> String {
+        self.launch
+            .log
+            .as_ref()
+            .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// Starts a server as an unprivileged user. When the tests run as root, the server runs as
@@ -130,6 +178,8 @@ impl TestServer {
             ],
             opencode: bin.join("opencode"),
             home: Some(home),
+            environment: Vec::new(),
+            log: None,
         };
         let arguments: Vec<String> = arguments
             .iter()
@@ -188,7 +238,7 @@ fn spawn(launch: &Launch, data_dir: &Path, arguments: &[String], listen: &str) -
     if let Some(home) = &launch.home {
         command.env("HOME", home);
     }
-    let mut child = command
+    command
         .args(&launch.program[1..])
         .arg("serve")
         .args(["--listen", listen, "--data-dir"])
@@ -198,18 +248,43 @@ fn spawn(launch: &Launch, data_dir: &Path, arguments: &[String], listen: &str) -
         .args(arguments)
         .env("PROLIFERATE_JWT_SECRET", SECRET)
         .env("PROLIFERATE_SERVICE_SECRET", SERVICE_SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("proliferate-server starts");
+        .envs(launch.environment.iter().map(|(name, value)| (name, value)))
+        .stdout(Stdio::piped());
+    match &launch.log {
+        Some(path) => {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap();
+            command.env("RUST_LOG", "info").stderr(log);
+        }
+        None => {
+            command.env("RUST_LOG", "warn").stderr(Stdio::inherit());
+        }
+    }
+    let mut child = command.spawn().expect("proliferate-server starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let line = lines.next().expect("a first line").expect("readable");
     let base = line
         .strip_prefix("proliferate-server listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    std::thread::spawn(move || for _ in lines {});
+    // The server logs JSON lines on stdout after its first line.
+    let mut log = launch.log.as_ref().map(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+    });
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(log) = log.as_mut() {
+                let _ = writeln!(log, "{line}");
+            }
+        }
+    });
     (child, base)
 }
 

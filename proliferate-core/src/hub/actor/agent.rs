@@ -23,6 +23,12 @@ impl Hub {
             // Sessions stored before limits existed get the provider's.
             limits: (self.record.info.limits.clone()).unwrap_or_else(|| services.provider.limits()),
             egress_allow: self.record.info.egress_allow.clone(),
+            environment: vec![(
+                crate::auth::SANDBOX_TOKEN_VARIABLE.to_owned(),
+                services
+                    .authenticator
+                    .issue_sandbox_token(&self.record.info.id),
+            )],
         };
         let known_session = self.record.agent_session_id.clone();
         let booted = self.booted.clone();
@@ -64,7 +70,7 @@ impl Hub {
                 self.advance().await
             }
             Err(error) => {
-                self.agent = Agent::Down;
+                self.agent_down();
                 tracing::error!(session_id = %self.record.info.id, error = %error, "agent failed to start");
                 self.append(Event::AgentError(AgentError {
                     kind: "agent_unreachable".into(),
@@ -136,10 +142,18 @@ impl Hub {
         self.append(event);
     }
 
-    pub(super) async fn agent_lost(&mut self, reason: String) -> Result<(), GatewayError> {
-        tracing::error!(session_id = %self.record.info.id, reason, "agent lost");
+    /// The agent's run is over: no more updates, and its sandbox token stops working.
+    pub(super) fn agent_down(&mut self) {
         self.updates = None;
         self.agent = Agent::Down;
+        self.services
+            .authenticator
+            .revoke_sandbox_token(&self.record.info.id);
+    }
+
+    pub(super) async fn agent_lost(&mut self, reason: String) -> Result<(), GatewayError> {
+        tracing::error!(session_id = %self.record.info.id, reason, "agent lost");
+        self.agent_down();
         let prompt_id = self.running.as_ref().map(|turn| turn.prompt_id.clone());
         let over_limit = self
             .services
@@ -177,8 +191,7 @@ impl Hub {
             self.end_turn(true).await?;
         }
         self.set_status(SessionStatus::Pausing, reason).await?;
-        self.updates = None;
-        self.agent = Agent::Down;
+        self.agent_down();
         self.services.provider.pause(&self.record.info.id).await?;
         self.set_status(SessionStatus::Paused, reason).await
     }

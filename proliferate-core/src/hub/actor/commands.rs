@@ -98,8 +98,7 @@ impl Hub {
                 let _ = reply.send(Ok(self.info()));
             }
             Command::Terminate(reply) => {
-                self.updates = None;
-                self.agent = Agent::Down;
+                self.agent_down();
                 let session_id = self.record.info.id.clone();
                 let answer = async {
                     self.services.provider.terminate(&session_id).await?;
@@ -111,8 +110,7 @@ impl Hub {
                 return Ok(false);
             }
             Command::Shutdown(done) => {
-                self.updates = None;
-                self.agent = Agent::Down;
+                self.agent_down();
                 let _ = self.services.provider.pause(&self.record.info.id).await;
                 let _ = done.send(());
                 return Ok(false);

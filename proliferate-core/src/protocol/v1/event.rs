@@ -216,6 +216,25 @@ pub struct TokenUsage {
     pub cost: Option<f64>,
 }
 
+impl TokenUsage {
+    /// Adds `other`'s tokens, and its cost when it has one.
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input += other.input;
+        self.output += other.output;
+        self.reasoning += other.reasoning;
+        self.cache_read += other.cache_read;
+        self.cache_write += other.cache_write;
+        if let Some(cost) = other.cost {
+            self.cost = Some(self.cost.unwrap_or_default() + cost);
+        }
+    }
+
+    /// Every token counted, once.
+    pub fn tokens(&self) -> u64 {
+        self.input + self.output + self.reasoning + self.cache_read + self.cache_write
+    }
+}
+
 /// Payload of `text_delta` and `reasoning_delta`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct TextDelta {

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{EventEnvelope, Extra, PermissionDecision, SandboxLimits, SessionInfo};
+use super::{EventEnvelope, Extra, PermissionDecision, SandboxLimits, SessionInfo, TokenUsage};
 
 /// Body of `POST /v1/sessions`. Send an `Idempotency-Key` header to make retries safe.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
@@ -106,4 +106,41 @@ pub struct Health {
     pub status: String,
     /// The server's version.
     pub version: String,
+}
+
+/// Model usage summed over a session or an organisation (`GET /v1/sessions/{id}/usage`,
+/// `GET /v1/usage`), as the gateway's model proxy metered it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct UsageReport {
+    /// Tokens and cost of every request; `cost` is absent when no request had a price.
+    pub total: TokenUsage,
+    /// Model requests.
+    pub requests: u64,
+    /// The same per model, most used first.
+    pub by_model: Vec<ModelUsage>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl UsageReport {
+    /// Adds `requests` requests that used `usage` to the total.
+    pub fn add(&mut self, usage: &TokenUsage, requests: u64) {
+        self.total.add(usage);
+        self.requests += requests;
+    }
+}
+
+/// One model's share of a [`UsageReport`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ModelUsage {
+    /// The model, as `provider/model`.
+    pub model: String,
+    /// Its tokens and cost.
+    pub usage: TokenUsage,
+    /// Its requests.
+    pub requests: u64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
 }

@@ -1,0 +1,344 @@
+//! The model proxy (`docs/security.md`, *Model keys*): a real OpenCode in a real bubblewrap
+//! sandbox reaches its model only through the gateway, with a sandbox token; the provider's key
+//! (the scripted model plays a provider that requires one) stays in the gateway; usage is metered
+//! and budgets hold.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use proliferate_core::protocol::v1::*;
+use reqwest::Method;
+use scripted_model::ScriptedModel;
+use serde_json::{Value, json};
+use support::*;
+
+/// The OpenCode provider configuration of a scripted model that requires `SCRIPTED_KEY`.
+fn providers(model: &ScriptedModel) -> String {
+    json!({
+        "scripted": {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": "Scripted model",
+            "options": { "baseURL": model.base_url(), "apiKey": "{env:SCRIPTED_KEY}" },
+            "models": { "scripted-model": {
+                "name": "Scripted model",
+                "tool_call": true,
+                "limit": { "context": 128000, "output": 4096 },
+            }},
+        },
+    })
+    .to_string()
+}
+
+/// A key no one could guess, to look for.
+fn unique_key() -> String {
+    format!("sk-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+struct Rig {
+    model: ScriptedModel,
+    server: TestServer,
+    key: String,
+}
+
+async fn rig(extra: &[&str]) -> Rig {
+    let key = unique_key();
+    let model = ScriptedModel::start_requiring_key(&key).await.unwrap();
+    let providers = providers(&model);
+    let mut arguments = vec![
+        "--model",
+        "scripted/scripted-model",
+        "--providers",
+        &providers,
+    ];
+    arguments.extend_from_slice(extra);
+    let server = TestServer::start_with_environment(&arguments, &[("SCRIPTED_KEY", &key)]);
+    Rig { model, server, key }
+}
+
+/// Every event so far.
+async fn events(api: &Api, session_id: &str) -> Vec<Event> {
+    let (status, page) = api
+        .call(
+            Method::GET,
+            &format!("/v1/sessions/{session_id}/events?limit=5000"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    serde_json::from_value::<EventPage>(page)
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|envelope| envelope.event)
+        .collect()
+}
+
+/// Waits until `prompt_id`'s turn ended; returns the log.
+async fn turn(api: &Api, session_id: &str, prompt_id: &str) -> Vec<Event> {
+    for _ in 0..1200 {
+        let log = events(api, session_id).await;
+        if log.iter().any(|event| {
+            matches!(event, Event::TurnCompleted(turn) if turn.prompt_id == prompt_id)
+                || matches!(event, Event::TurnCancelled(turn) if turn.prompt_id == prompt_id)
+        }) {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{prompt_id} never ended: {:#?}",
+        events(api, session_id).await
+    );
+}
+
+fn errors(log: &[Event]) -> Vec<&AgentError> {
+    log.iter()
+        .filter_map(|event| match event {
+            Event::AgentError(error) => Some(error),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether any file under `folder` contains `needle` (links are not followed).
+fn found_in_files(folder: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            found.extend(found_in_files(&path, needle));
+        } else if kind.is_file()
+            && let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(needle.len()).any(|window| window == needle)
+        {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+/// The processes whose environment contains `needle`.
+fn found_in_environments(needle: &[u8]) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|window| window == needle))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_runs_through_the_proxy_and_the_key_stays_in_the_gateway() {
+    let rig = rig(&[]).await;
+    let token = token("ada", "acme-proxy");
+    let api = Api::new(&rig.server, &token);
+    let session = api.create_session().await;
+    let other = api.create_session().await;
+    api.prompt(&session.id, "prm_1", "[[say:answered through the proxy]]")
+        .await;
+    let log = turn(&api, &session.id, "prm_1").await;
+    assert!(errors(&log).is_empty(), "{log:#?}");
+    assert!(
+        log.iter().any(|event| matches!(event,
+            Event::TextCompleted(text) if text.text.contains("answered through the proxy"))),
+        "{log:#?}"
+    );
+    assert!(
+        rig.model.reported().completion_tokens > 0,
+        "the provider answered, so it got its key"
+    );
+
+    // The key is nowhere in the sandbox: not in any process's environment but the gateway's...
+    let key = rig.key.as_bytes();
+    let holders = found_in_environments(key);
+    assert_eq!(
+        holders,
+        [rig.server.pid()],
+        "control: the gateway holds the key; nothing else does"
+    );
+    // ...not in the session's files (its home, workspace and agent log)...
+    let session_folder = rig.server.data_dir.join("sessions").join(&session.id);
+    assert!(
+        session_folder.join("agent.log").exists(),
+        "control: the folder is there"
+    );
+    assert_eq!(found_in_files(&session_folder, key), Vec::<String>::new());
+    // ...not in the agent's configuration, which names the proxy and the sandbox token...
+    let (status, config) = api
+        .call(
+            Method::GET,
+            &format!("/v1/sessions/{}/agent/config", session.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{config}");
+    let options = &config["provider"]["scripted"]["options"];
+    assert!(
+        options["baseURL"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:4100/"),
+        "{config}"
+    );
+    let sandbox_token = options["apiKey"].as_str().unwrap().to_owned();
+    assert!(!config.to_string().contains(&rig.key), "{config}");
+    // ...and not in the gateway's logs, which do record the request.
+    let log_text = rig.server.log();
+    assert!(log_text.contains("model request"), "control: {log_text}");
+    assert!(!log_text.contains(&rig.key));
+    assert!(!log_text.contains(&sandbox_token));
+
+    // The sandbox token is bound to its session and its run.
+    let with_sandbox_token = Api::new(&rig.server, &sandbox_token);
+    let own = format!("/v1/sessions/{}/events", session.id);
+    assert_eq!(
+        with_sandbox_token.call(Method::GET, &own, None).await.0,
+        200
+    );
+    let others = format!("/v1/sessions/{}/events", other.id);
+    assert_eq!(
+        with_sandbox_token.call(Method::GET, &others, None).await.0,
+        401
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &format!("/v1/sessions/{}/pause", session.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        with_sandbox_token.call(Method::GET, &own, None).await.0,
+        401,
+        "revoked when its run ends"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_metered_and_a_spent_budget_refuses_the_next_request() {
+    let rig = rig(&["--session-token-budget", "1"]).await;
+    let token = token("ada", "acme-budget");
+    let api = Api::new(&rig.server, &token);
+    let session = api.create_session().await;
+    api.prompt(&session.id, "prm_1", "[[say:first]]").await;
+    turn(&api, &session.id, "prm_1").await;
+    api.prompt(&session.id, "prm_2", "[[say:second]]").await;
+    let log = turn(&api, &session.id, "prm_2").await;
+    let refused: Vec<_> = errors(&log)
+        .into_iter()
+        .filter(|error| error.message.contains("token budget is spent"))
+        .collect();
+    assert!(!refused.is_empty(), "{log:#?}");
+    assert_eq!(refused[0].kind, "model", "{refused:?}");
+    assert_eq!(
+        api.session(&session.id).await.status,
+        SessionStatus::Running,
+        "the session stays usable"
+    );
+
+    // What was metered is what the provider reported.
+    let reported = rig.model.reported();
+    assert!(reported.prompt_tokens > 0, "control: the provider answered");
+    let (status, usage) = api
+        .call(
+            Method::GET,
+            &format!("/v1/sessions/{}/usage", session.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{usage}");
+    let usage: UsageReport = serde_json::from_value(usage).unwrap();
+    assert_eq!(
+        usage.total.input + usage.total.cache_read,
+        reported.prompt_tokens
+    );
+    assert_eq!(
+        usage.total.output + usage.total.reasoning,
+        reported.completion_tokens
+    );
+    assert_eq!(usage.by_model.len(), 1);
+    assert_eq!(usage.by_model[0].model, "scripted/scripted-model");
+    let (status, organization) = api.call(Method::GET, "/v1/usage", None).await;
+    assert_eq!(status, 200, "{organization}");
+    let organization: UsageReport = serde_json::from_value(organization).unwrap();
+    assert_eq!(organization.total, usage.total);
+    let (status, empty) = api.call(Method::GET, "/v1/usage?from=0&to=1", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(empty["requests"], 0, "{empty}");
+    let metrics = reqwest::get(format!("{}/metrics", rig.server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "proliferate_model_tokens_total{{kind=\"input\"}} {}",
+            usage.total.input
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("proliferate_model_requests_total{outcome=\"refused\"}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_errors_reach_clients_and_a_cancel_aborts_the_upstream_request() {
+    let rig = rig(&[]).await;
+    let api = Api::new(&rig.server, &token("ada", "acme-errors"));
+    let session = api.create_session().await;
+    api.prompt(&session.id, "prm_fail", "[[fail:500]]").await;
+    let log = turn(&api, &session.id, "prm_fail").await;
+    let failures = errors(&log);
+    assert!(
+        failures
+            .iter()
+            .any(|error| error.kind.starts_with("model")
+                && error.message.contains("scripted failure")),
+        "the provider's own message reaches clients: {failures:?}"
+    );
+
+    // A cancel mid-stream closes the agent's request, and with it the provider's.
+    let before = rig.model.reported().abandoned_streams;
+    api.prompt(&session.id, "prm_stall", "[[stall]]").await;
+    for _ in 0..600 {
+        if rig
+            .model
+            .requests()
+            .iter()
+            .any(|request| request.to_string().contains("[[stall]]"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/v1/sessions/{}/cancel", session.id),
+            None,
+        )
+        .await;
+    assert_eq!((status, &body["cancelled"]), (200, &Value::Bool(true)));
+    turn(&api, &session.id, "prm_stall").await;
+    let mut abandoned = before;
+    for _ in 0..300 {
+        abandoned = rig.model.reported().abandoned_streams;
+        if abandoned > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(abandoned > before, "the provider saw its stream closed");
+}
