@@ -440,6 +440,8 @@ export interface SessionInfo {
   limits?: SandboxLimits | null;
   /** Free-form metadata the creator attached. */
   metadata?: unknown;
+  /** The model the agent uses, as `provider/model`. */
+  model?: string | null;
   /** The organisation that owns the session; no other organisation's token reaches it. */
   organization_id: string;
   /** A URL where the sandbox's preview is served, if any. */

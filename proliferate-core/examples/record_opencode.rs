@@ -71,7 +71,7 @@ async fn main() {
         let driver = OpenCodeDriver::new(config);
         let spec = SandboxSpec {
             session_id: format!("record_{name}"),
-            launch: driver.launch(),
+            launch: driver.launch(driver.default_model()),
             restore_from: None,
             limits: provider.limits(),
             egress_allow: Vec::new(),

@@ -153,7 +153,7 @@ impl Server {
             config: args.hub(),
         })
         .await?;
-        model_proxy.attach(gateway.clone());
+        model_proxy.attach(Arc::new(gateway.clone()));
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let address = listener.local_addr()?;
         let send_buffer = args.socket_send_buffer;

@@ -21,11 +21,18 @@ fn providers(model: &ScriptedModel) -> String {
             "npm": "@ai-sdk/openai-compatible",
             "name": "Scripted model",
             "options": { "baseURL": model.base_url(), "apiKey": "{env:SCRIPTED_KEY}" },
-            "models": { "scripted-model": {
-                "name": "Scripted model",
-                "tool_call": true,
-                "limit": { "context": 128000, "output": 4096 },
-            }},
+            "models": {
+                "scripted-model": {
+                    "name": "Scripted model",
+                    "tool_call": true,
+                    "limit": { "context": 128000, "output": 4096 },
+                },
+                "other-model": {
+                    "name": "Another scripted model",
+                    "tool_call": true,
+                    "limit": { "context": 128000, "output": 4096 },
+                },
+            },
         },
     })
     .to_string()
@@ -298,6 +305,35 @@ async fn provider_errors_reach_clients_and_a_cancel_aborts_the_upstream_request(
     let rig = rig(&[]).await;
     let api = Api::new(&rig.server, &token("ada", "acme-errors"));
     let session = api.create_session().await;
+    // A rate limit: the agent retries, and says so with the provider's message.
+    api.prompt(&session.id, "prm_limited", "[[fail:429]]").await;
+    let mut retrying = Vec::new();
+    for _ in 0..600 {
+        retrying = events(&api, &session.id).await;
+        if errors(&retrying)
+            .iter()
+            .any(|error| error.kind == "model_retrying")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        errors(&retrying)
+            .iter()
+            .any(|error| error.kind == "model_retrying"
+                && error.message.contains("scripted failure")),
+        "{retrying:#?}"
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &format!("/v1/sessions/{}/cancel", session.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    turn(&api, &session.id, "prm_limited").await;
     api.prompt(&session.id, "prm_fail", "[[fail:500]]").await;
     let log = turn(&api, &session.id, "prm_fail").await;
     let failures = errors(&log);
@@ -341,4 +377,53 @@ async fn provider_errors_reach_clients_and_a_cancel_aborts_the_upstream_request(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(abandoned > before, "the provider saw its stream closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_runs_on_the_model_it_names_and_unavailable_models_are_refused() {
+    let rig = rig(&[
+        "--allowed-models",
+        "scripted/scripted-model,scripted/other-model",
+    ])
+    .await;
+    let api = Api::new(&rig.server, &token("ada", "acme-models"));
+    let create = |model: &str| {
+        api.call(
+            Method::POST,
+            "/v1/sessions",
+            Some(json!({"title": "models", "model": model})),
+        )
+    };
+    for refused in ["scripted/forbidden-model", "elsewhere/model", "no-slash"] {
+        let (status, problem) = create(refused).await;
+        assert_eq!(
+            (status, &problem["code"]),
+            (400, &json!("bad_request")),
+            "{refused}: {problem}"
+        );
+    }
+    let default = api.create_session().await;
+    assert_eq!(default.model.as_deref(), Some("scripted/scripted-model"));
+    let (status, chosen) = create("scripted/other-model").await;
+    assert_eq!(status, 201, "{chosen}");
+    let chosen: SessionInfo = serde_json::from_value(chosen).unwrap();
+    assert_eq!(chosen.model.as_deref(), Some("scripted/other-model"));
+    api.prompt(&chosen.id, "prm_other", "[[say:from the other model]]")
+        .await;
+    let log = turn(&api, &chosen.id, "prm_other").await;
+    assert!(errors(&log).is_empty(), "{log:#?}");
+    let models: Vec<String> = rig
+        .model
+        .requests()
+        .iter()
+        .filter_map(|request| request["model"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        models.iter().any(|model| model == "other-model"),
+        "{models:?}"
+    );
+    assert!(
+        !models.iter().any(|model| model == "scripted-model"),
+        "control: only the chosen session ran: {models:?}"
+    );
 }

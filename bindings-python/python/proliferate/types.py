@@ -487,6 +487,8 @@ class SessionInfo:
     """The resource limits of the session's sandbox, once it has started."""
     metadata: Any = None
     """Free-form metadata the creator attached."""
+    model: str | None = None
+    """The model the agent uses, as `provider/model`."""
     organization_id: str
     """The organisation that owns the session; no other organisation's token reaches it."""
     preview_url: str | None = None

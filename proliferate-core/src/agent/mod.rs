@@ -115,8 +115,11 @@ pub trait AgentDriver: Send + Sync {
     /// The agent's name, for example `opencode`.
     fn name(&self) -> &'static str;
 
-    /// How a provider starts this agent.
-    fn launch(&self) -> AgentLaunch;
+    /// The model (`provider/model`) sessions use unless they name another.
+    fn default_model(&self) -> &str;
+
+    /// How a provider starts this agent, answering with `model` (`provider/model`).
+    fn launch(&self, model: &str) -> AgentLaunch;
 
     /// Attaches to the agent at `agent`: adopts `known_session` if the agent still has it,
     /// else the agent's most recent session, else creates one. Updates flow from the moment

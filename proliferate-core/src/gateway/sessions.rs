@@ -30,6 +30,17 @@ impl Gateway {
         .map_err(GatewayError::BadRequest)?;
         crate::sandbox::EgressPolicy::validate(&request.egress_allow)
             .map_err(GatewayError::BadRequest)?;
+        let model = match &request.model {
+            Some(model) => match model.split_once('/') {
+                Some((provider, name)) if !provider.is_empty() && !name.is_empty() => model,
+                _ => {
+                    return Err(GatewayError::BadRequest(format!(
+                        "model {model:?} is not of the form provider/model"
+                    )));
+                }
+            },
+            None => self.services.driver.default_model(),
+        };
         let idempotency = idempotency_key.map(|key| IdempotencyKey {
             key,
             request_digest: hex::encode(Sha256::digest(
@@ -45,6 +56,7 @@ impl Gateway {
                 title: request.title.clone(),
                 status: SessionStatus::Pending,
                 agent: self.services.driver.name().into(),
+                model: Some(model.to_owned()),
                 provider: self.services.provider.name().into(),
                 isolation: Some(self.services.isolation.clone()),
                 limits: Some(limits),

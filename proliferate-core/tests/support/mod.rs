@@ -65,7 +65,7 @@ impl Rig {
     ) -> (Sandbox, AgentSession) {
         let spec = SandboxSpec {
             session_id: session_id.into(),
-            launch: self.driver.launch(),
+            launch: self.driver.launch(self.driver.default_model()),
             restore_from,
             limits: self.provider.limits(),
             egress_allow: Vec::new(),

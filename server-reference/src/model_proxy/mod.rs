@@ -11,16 +11,16 @@ pub mod upstream;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use proliferate_core::Gateway;
-use proliferate_core::protocol::v1::{SessionInfo, TokenUsage};
+use proliferate_core::protocol::v1::{SessionInfo, TokenUsage, UsageReport};
 use proliferate_core::sandbox::{ChannelService, Connection};
+use proliferate_core::{Gateway, GatewayError};
 use serde_json::{Value, json};
 
 use meter::{Metered, UsageMeter};
@@ -36,9 +36,63 @@ const MAX_REQUEST: usize = 32 << 20;
 /// Keys of organisations that bring their own, by organisation then provider.
 pub type OrganizationKeys = HashMap<String, HashMap<String, String>>;
 
+/// What the proxy asks of the gateway: whose sandbox a token belongs to, what it spent, and
+/// what a request used. The engine's [`Gateway`] answers in the server.
+#[async_trait]
+pub trait ProxySessions: Send + Sync {
+    /// The session whose current sandbox token is `token`, for a request over `session_id`'s
+    /// channel.
+    async fn sandbox_session(
+        &self,
+        token: &str,
+        session_id: &str,
+    ) -> Result<SessionInfo, GatewayError>;
+
+    /// What the session and its organisation spent so far.
+    async fn spent(
+        &self,
+        session: &SessionInfo,
+    ) -> Result<(UsageReport, UsageReport), GatewayError>;
+
+    /// Records one request's usage.
+    async fn record_usage(
+        &self,
+        session: &SessionInfo,
+        model: &str,
+        usage: &TokenUsage,
+    ) -> Result<(), GatewayError>;
+}
+
+#[async_trait]
+impl ProxySessions for Gateway {
+    async fn sandbox_session(
+        &self,
+        token: &str,
+        session_id: &str,
+    ) -> Result<SessionInfo, GatewayError> {
+        Gateway::sandbox_session(self, token, session_id).await
+    }
+
+    async fn spent(
+        &self,
+        session: &SessionInfo,
+    ) -> Result<(UsageReport, UsageReport), GatewayError> {
+        Gateway::spent(self, session).await
+    }
+
+    async fn record_usage(
+        &self,
+        session: &SessionInfo,
+        model: &str,
+        usage: &TokenUsage,
+    ) -> Result<(), GatewayError> {
+        Gateway::record_usage(self, session, model, usage).await
+    }
+}
+
 /// The gateway's model proxy.
 pub struct ModelProxy {
-    gateway: OnceLock<Gateway>,
+    sessions: OnceLock<Arc<dyn ProxySessions>>,
     upstreams: HashMap<String, Upstream>,
     organization_keys: OrganizationKeys,
     policy: ModelPolicy,
@@ -105,7 +159,7 @@ impl ModelProxy {
             .build()
             .unwrap_or_default();
         Self {
-            gateway: OnceLock::new(),
+            sessions: OnceLock::new(),
             upstreams,
             organization_keys,
             policy,
@@ -114,9 +168,16 @@ impl ModelProxy {
         }
     }
 
-    /// Gives the proxy the gateway whose sessions it serves.
-    pub fn attach(&self, gateway: Gateway) {
-        let _ = self.gateway.set(gateway);
+    /// Gives the proxy the sessions it serves (the gateway).
+    pub fn attach(&self, sessions: Arc<dyn ProxySessions>) {
+        let _ = self.sessions.set(sessions);
+    }
+
+    /// Whether sessions may use `model` (`provider/model`): its provider is behind the proxy and
+    /// the policy allows it.
+    pub fn serves(&self, model: &str) -> bool {
+        let provider = model.split('/').next().unwrap_or_default();
+        self.upstreams.contains_key(provider) && self.policy.allows(model)
     }
 
     /// Its counters, in Prometheus text format.
@@ -173,7 +234,7 @@ impl ModelProxy {
                 "POST only",
             ));
         }
-        let gateway = self.gateway.get().ok_or_else(|| {
+        let gateway = self.sessions.get().ok_or_else(|| {
             Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -279,7 +340,7 @@ impl ModelProxy {
     /// What to do when a response ends: count it, and record its usage with its cost.
     fn on_end(
         &self,
-        gateway: Gateway,
+        gateway: Arc<dyn ProxySessions>,
         session: SessionInfo,
         model: String,
         succeeded: bool,
@@ -334,7 +395,7 @@ fn sandbox_token(headers: &HeaderMap) -> Option<String> {
 
 /// The proxy as a service of every sandbox's channel.
 #[derive(Debug, Clone)]
-pub struct ModelProxyService(pub std::sync::Arc<ModelProxy>);
+pub struct ModelProxyService(pub Arc<ModelProxy>);
 
 #[async_trait]
 impl ChannelService for ModelProxyService {
@@ -368,7 +429,7 @@ impl ChannelService for ModelProxyService {
 /// The proxy's counters.
 #[derive(Debug, Default)]
 struct ModelMetrics {
-    inner: std::sync::Arc<Counters>,
+    inner: Arc<Counters>,
 }
 
 #[derive(Debug, Default)]

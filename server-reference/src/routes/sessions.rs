@@ -24,6 +24,13 @@ pub async fn create(
         .get("idempotency-key")
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
+    if let (Some(model), Some(proxy)) = (&request.model, &state.model_proxy)
+        && !proxy.serves(model)
+    {
+        return Err(ApiError::bad_request(format!(
+            "model {model} is not available on this server"
+        )));
+    }
     // A retry with the same key gets the first answer: the same session, and `201` again.
     let (info, _created) = state
         .gateway

@@ -60,15 +60,23 @@ impl OpenCodeConfig {
         }
     }
 
-    /// The OpenCode configuration document the agent starts with.
-    pub fn agent_config(&self) -> Value {
-        let provider_name = self.model.split('/').next().unwrap_or_default();
+    /// The OpenCode configuration document the agent starts with, answering with `model`.
+    pub fn agent_config(&self, model: &str) -> Value {
+        let mut providers: Vec<&str> = self
+            .providers
+            .as_object()
+            .into_iter()
+            .flat_map(|providers| providers.keys().map(String::as_str))
+            .collect();
+        providers.push(model.split('/').next().unwrap_or_default());
+        providers.sort_unstable();
+        providers.dedup();
         json!({
             "$schema": "https://opencode.ai/config.json",
             "provider": self.providers,
-            "model": self.model,
-            "small_model": self.model,
-            "enabled_providers": [provider_name],
+            "model": model,
+            "small_model": model,
+            "enabled_providers": providers,
             "permission": self.permission,
             "autoupdate": false,
             "share": "disabled",
@@ -127,7 +135,11 @@ impl AgentDriver for OpenCodeDriver {
         "opencode"
     }
 
-    fn launch(&self) -> AgentLaunch {
+    fn default_model(&self) -> &str {
+        &self.config.model
+    }
+
+    fn launch(&self, model: &str) -> AgentLaunch {
         let flags = [
             "OPENCODE_DISABLE_PROJECT_CONFIG",
             "OPENCODE_DISABLE_MODELS_FETCH",
@@ -143,7 +155,7 @@ impl AgentDriver for OpenCodeDriver {
             .collect();
         environment.push((
             "OPENCODE_CONFIG_CONTENT".into(),
-            self.config.agent_config().to_string(),
+            self.config.agent_config(model).to_string(),
         ));
         let program = std::fs::canonicalize(&self.config.program)
             .unwrap_or_else(|_| self.config.program.clone());

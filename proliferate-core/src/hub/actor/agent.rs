@@ -18,7 +18,9 @@ impl Hub {
         let services = self.services.clone();
         let spec = crate::sandbox::SandboxSpec {
             session_id: self.record.info.id.clone(),
-            launch: services.driver.launch(),
+            launch: services.driver.launch(
+                (self.record.info.model.as_deref()).unwrap_or(services.driver.default_model()),
+            ),
             restore_from: self.record.info.source_snapshot_id.clone(),
             // Sessions stored before limits existed get the provider's.
             limits: (self.record.info.limits.clone()).unwrap_or_else(|| services.provider.limits()),

@@ -63,6 +63,9 @@ pub struct SessionInfo {
     pub status_reason: Option<String>,
     /// The agent that runs in the sandbox, for example `opencode`.
     pub agent: String,
+    /// The model the agent uses, as `provider/model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// The sandbox provider, for example `local`.
     pub provider: String,
     /// How the sandbox isolates the agent, for example `bubblewrap` or `process`.
