@@ -427,3 +427,116 @@ async fn a_session_runs_on_the_model_it_names_and_unavailable_models_are_refused
         "control: only the chosen session ran: {models:?}"
     );
 }
+
+/// A provider that speaks Anthropic Messages (`POST /v1/messages`, `x-api-key`, server-sent
+/// events as Anthropic documents them), answering every request with one short text.
+struct AnthropicUpstream {
+    base_url: String,
+    /// Input and output tokens reported, summed.
+    reported: std::sync::Arc<std::sync::Mutex<(u64, u64)>>,
+}
+
+async fn anthropic_upstream(key: String) -> AnthropicUpstream {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    let reported = std::sync::Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    let counter = reported.clone();
+    let app = axum::Router::new().route(
+        "/v1/messages",
+        axum::routing::post(move |headers: HeaderMap, body: axum::Json<Value>| {
+            let (key, counter) = (key.clone(), counter.clone());
+            async move {
+                if headers.get("x-api-key").and_then(|value| value.to_str().ok()) != Some(&key) {
+                    let error = json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}});
+                    return (StatusCode::UNAUTHORIZED, axum::Json(error)).into_response();
+                }
+                let (input, output) = (25u64, 7u64);
+                {
+                    let mut totals = counter.lock().unwrap();
+                    totals.0 += input;
+                    totals.1 += output;
+                }
+                let text = "anthropic says hi";
+                if body["stream"] != true {
+                    return axum::Json(json!({
+                        "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
+                        "content": [{"type": "text", "text": text}],
+                        "stop_reason": "end_turn", "stop_sequence": null,
+                        "usage": {"input_tokens": input, "output_tokens": output},
+                    }))
+                    .into_response();
+                }
+                let events = [
+                    ("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"], "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": 1}}})),
+                    ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+                    ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})),
+                    ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+                    ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output}})),
+                    ("message_stop", json!({"type": "message_stop"})),
+                ];
+                let stream: String = events
+                    .iter()
+                    .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+                    .collect();
+                ([("content-type", "text/event-stream")], stream).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    AnthropicUpstream {
+        base_url: format!("http://{address}/v1"),
+        reported,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anthropic_messages_provider_works_through_the_proxy() {
+    let key = unique_key();
+    let upstream = anthropic_upstream(key.clone()).await;
+    let providers = json!({
+        "house": {
+            "npm": "@ai-sdk/anthropic",
+            "name": "House Anthropic",
+            "options": { "baseURL": upstream.base_url, "apiKey": "{env:HOUSE_KEY}" },
+            "models": { "claude-test": {
+                "name": "Claude test",
+                "tool_call": true,
+                "limit": { "context": 128000, "output": 4096 },
+            }},
+        },
+    })
+    .to_string();
+    let server = TestServer::start_with_environment(
+        &["--model", "house/claude-test", "--providers", &providers],
+        &[("HOUSE_KEY", &key)],
+    );
+    let api = Api::new(&server, &token("ada", "acme-anthropic"));
+    let session = api.create_session().await;
+    api.prompt(&session.id, "prm_1", "hello").await;
+    let log = turn(&api, &session.id, "prm_1").await;
+    assert!(errors(&log).is_empty(), "{log:#?}");
+    assert!(
+        log.iter().any(|event| matches!(event,
+            Event::TextCompleted(text) if text.text.contains("anthropic says hi"))),
+        "{log:#?}"
+    );
+    let (input, output) = *upstream.reported.lock().unwrap();
+    assert!(
+        input > 0,
+        "control: the provider answered, so it got its key"
+    );
+    let (status, usage) = api
+        .call(
+            Method::GET,
+            &format!("/v1/sessions/{}/usage", session.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{usage}");
+    let usage: UsageReport = serde_json::from_value(usage).unwrap();
+    assert_eq!((usage.total.input, usage.total.output), (input, output));
+    assert_eq!(usage.by_model[0].model, "house/claude-test");
+    assert_eq!(found_in_environments(key.as_bytes()), [server.pid()]);
+}
