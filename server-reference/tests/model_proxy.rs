@@ -109,7 +109,8 @@ fn errors(log: &[Event]) -> Vec<&AgentError> {
         .collect()
 }
 
-/// Whether any file under `folder` contains `needle` (links are not followed).
+/// The files under `folder` that contain `needle` (links are not followed). The session's disk
+/// image is skipped: its files are read through its mount, which is under the same folder.
 fn found_in_files(folder: &Path, needle: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(folder) else {
@@ -123,6 +124,9 @@ fn found_in_files(folder: &Path, needle: &[u8]) -> Vec<String> {
         if kind.is_dir() {
             found.extend(found_in_files(&path, needle));
         } else if kind.is_file()
+            && entry
+                .metadata()
+                .is_ok_and(|metadata| metadata.len() < 64 << 20)
             && let Ok(bytes) = std::fs::read(&path)
             && bytes.windows(needle.len()).any(|window| window == needle)
         {
@@ -492,7 +496,7 @@ async fn anthropic_upstream(key: String) -> AnthropicUpstream {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_anthropic_messages_provider_works_through_the_proxy() {
+async fn an_anthropic_messages_provider_works_through_the_proxy_with_an_organisations_own_key() {
     let key = unique_key();
     let upstream = anthropic_upstream(key.clone()).await;
     let providers = json!({
@@ -508,9 +512,24 @@ async fn an_anthropic_messages_provider_works_through_the_proxy() {
         },
     })
     .to_string();
+    // The organisation brings its own key; the server's is not the provider's.
+    let keys = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        keys.path(),
+        json!({"acme-anthropic": {"house": key}}).to_string(),
+    )
+    .unwrap();
+    let keys_path = keys.path().to_str().unwrap().to_owned();
     let server = TestServer::start_with_environment(
-        &["--model", "house/claude-test", "--providers", &providers],
-        &[("HOUSE_KEY", &key)],
+        &[
+            "--model",
+            "house/claude-test",
+            "--providers",
+            &providers,
+            "--model-keys-file",
+            &keys_path,
+        ],
+        &[("HOUSE_KEY", "not-the-providers-key")],
     );
     let api = Api::new(&server, &token("ada", "acme-anthropic"));
     let session = api.create_session().await;
@@ -538,5 +557,10 @@ async fn an_anthropic_messages_provider_works_through_the_proxy() {
     let usage: UsageReport = serde_json::from_value(usage).unwrap();
     assert_eq!((usage.total.input, usage.total.output), (input, output));
     assert_eq!(usage.by_model[0].model, "house/claude-test");
-    assert_eq!(found_in_environments(key.as_bytes()), [server.pid()]);
+    assert_eq!(found_in_environments(key.as_bytes()), Vec::<u32>::new());
+    let session_folder = server.data_dir.join("sessions").join(&session.id);
+    assert_eq!(
+        found_in_files(&session_folder, key.as_bytes()),
+        Vec::<String>::new()
+    );
 }
