@@ -1166,3 +1166,59 @@ async fn access_idempotency_listing_and_unavailable_agents() {
     assert_eq!(ids(&rest), newest_first[200..]);
     assert_eq!(rest.body.get("next_cursor"), None, "{rest:?}");
 }
+
+/// §2 and §11: `after_seq` is a seq, so a cursor no log can reach (2^63 and above) is
+/// `bad_request` rather than a replay from the start; §12: a token restricted to one session
+/// (`sid`) reaches only that session, so it cannot create others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_cursors_and_session_restricted_creators_are_refused() {
+    let server = AgentlessServer::start();
+    let api = server.api(&token("ada", "acme"));
+    let session = api.create_session().await;
+    for after_seq in ["9223372036854775808", "18446744073709551615"] {
+        let answer = call(
+            &api,
+            Method::GET,
+            &format!("/v1/sessions/{}/events?after_seq={after_seq}", session.id),
+            None,
+        )
+        .await;
+        assert_problem(&answer, 400, "bad_request");
+    }
+    let (status, page) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/sessions/{}/events?after_seq=9223372036854775807",
+                session.id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "control: the largest seq is a cursor: {page}");
+    assert_eq!(page["events"], json!([]));
+
+    let mut restricted = claims(
+        "ada",
+        "acme",
+        &[Scope::Read, Scope::Write],
+        Duration::from_secs(600),
+    );
+    restricted.sid = Some(session.id.clone());
+    let restricted = server.api(&authenticator().mint(&restricted));
+    let (status, problem) = restricted
+        .call(Method::POST, "/v1/sessions", Some(json!({"title": "more"})))
+        .await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (403, &json!("forbidden")),
+        "{problem}"
+    );
+    let (status, own) = restricted
+        .call(Method::GET, &format!("/v1/sessions/{}", session.id), None)
+        .await;
+    assert_eq!(
+        status, 200,
+        "control: the token reaches its own session: {own}"
+    );
+}

@@ -16,6 +16,11 @@ impl Gateway {
                 "creating sessions needs the write scope".into(),
             ));
         }
+        if principal.session_id.is_some() {
+            return Err(GatewayError::Forbidden(
+                "a token restricted to one session cannot create sessions".into(),
+            ));
+        }
         if let Some(snapshot_id) = &request.snapshot_id {
             let snapshot = self.services.store.snapshot(snapshot_id).await?;
             if snapshot.is_none_or(|snapshot| snapshot.organization_id != principal.organization_id)

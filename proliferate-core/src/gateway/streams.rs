@@ -2,6 +2,17 @@
 
 use super::*;
 
+/// A client's cursor, if it is a seq the log can hold (the store keeps seqs as signed 64-bit
+/// integers).
+fn cursor(after_seq: u64) -> Result<u64, GatewayError> {
+    if i64::try_from(after_seq).is_err() {
+        return Err(GatewayError::BadRequest(format!(
+            "after_seq {after_seq} is out of range"
+        )));
+    }
+    Ok(after_seq)
+}
+
 impl Gateway {
     /// A page of the session's events after `after_seq`.
     pub async fn events(
@@ -11,6 +22,7 @@ impl Gateway {
         after_seq: u64,
         limit: u32,
     ) -> Result<EventPage, GatewayError> {
+        let after_seq = cursor(after_seq)?;
         let record = self.access(principal, session_id, Scope::Read).await?;
         let stored = self
             .services
@@ -53,6 +65,7 @@ impl Gateway {
         after_seq: u64,
         source: &str,
     ) -> Result<Subscription, GatewayError> {
+        let after_seq = cursor(after_seq)?;
         let record = self.access(principal, session_id, Scope::Read).await?;
         let hub = self.hub(session_id).await?;
         let connection_id = format!("con_{}", uuid::Uuid::now_v7().simple());
