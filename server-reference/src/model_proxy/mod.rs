@@ -479,36 +479,38 @@ impl ModelMetrics {
     }
 
     fn render(&self) -> String {
-        let mut text = String::from(
-            "# HELP proliferate_model_requests_total Model requests through the model proxy, by outcome.\n\
-             # TYPE proliferate_model_requests_total counter\n",
+        let family = |name: &str, help: &str, label: &str, counters: &[(&str, &AtomicU64)]| {
+            let mut text = format!("# HELP {name} {help}\n# TYPE {name} counter\n");
+            for (value, counter) in counters {
+                text.push_str(&format!(
+                    "{name}{{{label}=\"{value}\"}} {}\n",
+                    counter.load(Relaxed)
+                ));
+            }
+            text
+        };
+        let mut text = family(
+            "proliferate_model_requests_total",
+            "Model requests through the model proxy, by outcome.",
+            "outcome",
+            &[
+                ("completed", &self.completed),
+                ("failed", &self.failed),
+                ("refused", &self.refused),
+            ],
         );
-        for (outcome, counter) in [
-            ("completed", &self.completed),
-            ("failed", &self.failed),
-            ("refused", &self.refused),
-        ] {
-            text.push_str(&format!(
-                "proliferate_model_requests_total{{outcome=\"{outcome}\"}} {}\n",
-                counter.load(Relaxed)
-            ));
-        }
-        text.push_str(
-            "# HELP proliferate_model_tokens_total Tokens metered by the model proxy, by kind.\n\
-             # TYPE proliferate_model_tokens_total counter\n",
-        );
-        for (kind, counter) in [
-            ("input", &self.input),
-            ("output", &self.output),
-            ("reasoning", &self.reasoning),
-            ("cache_read", &self.cache_read),
-            ("cache_write", &self.cache_write),
-        ] {
-            text.push_str(&format!(
-                "proliferate_model_tokens_total{{kind=\"{kind}\"}} {}\n",
-                counter.load(Relaxed)
-            ));
-        }
+        text.push_str(&family(
+            "proliferate_model_tokens_total",
+            "Tokens metered by the model proxy, by kind.",
+            "kind",
+            &[
+                ("input", &self.input),
+                ("output", &self.output),
+                ("reasoning", &self.reasoning),
+                ("cache_read", &self.cache_read),
+                ("cache_write", &self.cache_write),
+            ],
+        ));
         text.push_str(&format!(
             "# HELP proliferate_model_cost_dollars_total Cost of priced model requests, in US dollars.\n\
              # TYPE proliferate_model_cost_dollars_total counter\n\

@@ -83,11 +83,20 @@ impl TestServer {
     pub fn start(arguments: &[&str]) -> Self {
         let folder = tempfile::tempdir().unwrap();
         let data_dir = folder.path().to_path_buf();
+        Self::launched(Launch::default(), folder, data_dir, arguments)
+    }
+
+    /// Starts `launch` with `arguments` on `data_dir`, keeping `folder` while the server lives.
+    fn launched(
+        launch: Launch,
+        folder: tempfile::TempDir,
+        data_dir: PathBuf,
+        arguments: &[&str],
+    ) -> Self {
         let arguments: Vec<String> = arguments
             .iter()
             .map(|argument| argument.to_string())
             .collect();
-        let launch = Launch::default();
         let (child, base) = spawn(&launch, &data_dir, &arguments, "127.0.0.1:0");
         Self {
             base,
@@ -104,10 +113,6 @@ impl TestServer {
     pub fn start_with_environment(arguments: &[&str], environment: &[(&str, &str)]) -> Self {
         let folder = tempfile::tempdir().unwrap();
         let data_dir = folder.path().join("data");
-        let arguments: Vec<String> = arguments
-            .iter()
-            .map(|argument| argument.to_string())
-            .collect();
         let launch = Launch {
             environment: environment
                 .iter()
@@ -116,15 +121,7 @@ impl TestServer {
             log: Some(folder.path().join("server.log")),
             ..Launch::default()
         };
-        let (child, base) = spawn(&launch, &data_dir, &arguments, "127.0.0.1:0");
-        Self {
-            base,
-            data_dir,
-            arguments,
-            launch,
-            child,
-            _folder: Some(folder),
-        }
+        Self::launched(launch, folder, data_dir, arguments)
     }
 
     /// The server's process id.
