@@ -95,7 +95,7 @@ pub struct ModelProxy {
     sessions: OnceLock<Arc<dyn ProxySessions>>,
     upstreams: HashMap<String, Upstream>,
     organization_keys: OrganizationKeys,
-    policy: ModelPolicy,
+    policy: Arc<ModelPolicy>,
     http: reqwest::Client,
     metrics: ModelMetrics,
 }
@@ -162,7 +162,7 @@ impl ModelProxy {
             sessions: OnceLock::new(),
             upstreams,
             organization_keys,
-            policy,
+            policy: Arc::new(policy),
             http,
             metrics: ModelMetrics::default(),
         }
@@ -273,19 +273,21 @@ impl ModelProxy {
                 format!("model {model} is not allowed on this server"),
             ));
         }
-        let (spent_by_session, spent_by_organization) =
-            gateway.spent(&session).await.map_err(|error| {
-                Refusal::new(StatusCode::BAD_GATEWAY, "api_error", error.to_string())
-            })?;
-        if let Some(refusal) = self
-            .policy
-            .refusal(&spent_by_session, &spent_by_organization)
-        {
-            return Err(Refusal::new(
-                StatusCode::PAYMENT_REQUIRED,
-                "budget_exceeded",
-                refusal,
-            ));
+        if self.policy.has_budget() {
+            let (spent_by_session, spent_by_organization) =
+                gateway.spent(&session).await.map_err(|error| {
+                    Refusal::new(StatusCode::BAD_GATEWAY, "api_error", error.to_string())
+                })?;
+            if let Some(refusal) = self
+                .policy
+                .refusal(&spent_by_session, &spent_by_organization)
+            {
+                return Err(Refusal::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    "budget_exceeded",
+                    refusal,
+                ));
+            }
         }
         let streamed = body["stream"] == true;
         if surface == Surface::OpenAi && streamed {
@@ -345,17 +347,14 @@ impl ModelProxy {
         model: String,
         succeeded: bool,
     ) -> meter::OnEnd {
-        let cost_of = {
-            let policy = self.policy.clone();
-            move |model: &str, usage: &TokenUsage| policy.cost(model, usage)
-        };
+        let policy = self.policy.clone();
         let metrics = self.metrics.clone_handle();
         Box::new(move |usage, complete| {
             metrics.count(succeeded && complete);
             let Some(mut usage) = usage else {
                 return;
             };
-            usage.cost = cost_of(&model, &usage);
+            usage.cost = policy.cost(&model, &usage);
             metrics.add(&usage);
             tokio::spawn(async move {
                 if let Err(error) = gateway.record_usage(&session, &model, &usage).await {

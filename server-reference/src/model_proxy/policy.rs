@@ -66,6 +66,13 @@ pub struct ModelPolicy {
 }
 
 impl ModelPolicy {
+    /// Whether any budget is set (if none, nothing spent needs reading).
+    pub fn has_budget(&self) -> bool {
+        [self.session, self.organization]
+            .iter()
+            .any(|budget| budget.tokens.is_some() || budget.cost.is_some())
+    }
+
     /// Whether sandboxes may use `model`.
     pub fn allows(&self, model: &str) -> bool {
         self.allowed.is_empty() || self.allowed.iter().any(|allowed| allowed == model)

@@ -178,19 +178,7 @@ impl TestServer {
             environment: Vec::new(),
             log: None,
         };
-        let arguments: Vec<String> = arguments
-            .iter()
-            .map(|argument| argument.to_string())
-            .collect();
-        let (child, base) = spawn(&launch, &data_dir, &arguments, "127.0.0.1:0");
-        Self {
-            base,
-            data_dir,
-            arguments,
-            launch,
-            child,
-            _folder: Some(folder),
-        }
+        Self::launched(launch, folder, data_dir, arguments)
     }
 
     /// Kills the process without any shutdown, as a crash would.
