@@ -138,6 +138,17 @@ export class SyncClient {
     return this.call(() => this.inner.transcript(sessionId), options.signal);
   }
 
+  /** What the session's agent spent on models: tokens and cost, in all and per model. */
+  usage(sessionId: string, options: CallOptions = {}): Promise<wire.UsageReport> {
+    return this.call(() => this.inner.usage(sessionId), options.signal);
+  }
+
+  /** What the organisation's sessions spent on models from `start` (inclusive) to `end`
+   * (exclusive), in milliseconds since the Unix epoch; needs the `admin` scope. */
+  organizationUsage(range: { start?: number; end?: number } = {}, options: CallOptions = {}): Promise<wire.UsageReport> {
+    return this.call(() => this.inner.organizationUsage(range.start, range.end), options.signal);
+  }
+
   /** Opens a live connection: it replays events after `afterSeq`, then follows the session,
    * reconnecting and resuming on its own. */
   connect(sessionId: string, options: ConnectOptions = {}): SyncConnection {

@@ -186,6 +186,22 @@ impl NativeClient {
         answer(self.client.transcript(&session_id).await)
     }
 
+    /// What a session's agent spent on models.
+    #[napi]
+    pub async fn usage(&self, session_id: String) -> napi::Result<String> {
+        answer(self.client.usage(&session_id).await)
+    }
+
+    /// What the organisation's sessions spent on models from `start` to `end`.
+    #[napi]
+    pub async fn organization_usage(
+        &self,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> napi::Result<String> {
+        answer(self.client.organization_usage(start, end).await)
+    }
+
     /// Opens a live connection that replays after `after_seq`, then follows the session;
     /// it gives up after `max_reconnect_attempts` failed attempts in a row (never when absent).
     #[napi]

@@ -121,5 +121,10 @@ test("many concurrent connections from one process", async () => {
   assert.deepEqual(results[0], Array.from({ length: results[0].length }, (_, index) => index + 1));
   const sessions = await client.listSessions({ limit: 100 });
   assert.ok(sessions.sessions.some((each) => each.id === session.id));
+  const usage = await client.usage(session.id);
+  assert.ok(usage.requests >= 1 && usage.total.output > 0, JSON.stringify(usage));
+  assert.equal(usage.by_model[0].model, "scripted/scripted-model");
+  const organization = await client.organizationUsage({ end: 0 });
+  assert.equal(organization.requests, 0, "nothing was spent before 1970");
   await client.deleteSession(session.id);
 });

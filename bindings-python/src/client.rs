@@ -209,6 +209,27 @@ impl NativeClient {
         awaitable(py, async move { client.transcript(&session_id).await })
     }
 
+    /// What a session's agent spent on models.
+    fn usage<'py>(&self, py: Python<'py>, session_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        awaitable(py, async move { client.usage(&session_id).await })
+    }
+
+    /// What the organisation's sessions spent on models from `start` to `end`.
+    #[pyo3(signature = (start=None, end=None))]
+    fn organization_usage<'py>(
+        &self,
+        py: Python<'py>,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        awaitable(
+            py,
+            async move { client.organization_usage(start, end).await },
+        )
+    }
+
     /// Opens a live connection that replays after `after_seq`, then follows the session.
     #[pyo3(signature = (session_id, after_seq=0))]
     fn connect(&self, session_id: &str, after_seq: u64) -> NativeConnection {

@@ -138,6 +138,11 @@ def test_threads_share_one_sync_client(server, token) -> None:
                     if envelope.event.type == "turn_completed" and envelope.event.prompt_id == admission.prompt_id:
                         break
             assert client.transcript(session.id).messages[-1].role == "assistant"
+            usage = client.usage(session.id)
+            assert usage.requests >= 1 and usage.total.output > 0, usage
+            assert usage.by_model[0].model == "scripted/scripted-model", usage
+            organization = client.organization_usage(end=0)
+            assert organization.requests == 0, "nothing was spent before 1970"
             client.delete_session(session.id)
         except BaseException as error:  # collected and re-raised on the main thread
             failures.append(error)

@@ -11,7 +11,7 @@ use crate::error::{ProliferateError, bad_request};
 use crate::protocol::{convert, envelope};
 use crate::records::{
     EventEnvelope, PromptAdmission, SandboxLimits, SessionInfo, SessionList, SnapshotInfo,
-    Transcript,
+    Transcript, UsageReport,
 };
 
 /// How to build a client. Give `token`, or all three service fields.
@@ -225,6 +225,21 @@ impl Client {
     /// The session's transcript as the server folded it.
     pub async fn transcript(&self, session_id: String) -> Result<Transcript, ProliferateError> {
         convert(&self.client.transcript(&session_id).await?)
+    }
+
+    /// What a session's agent spent on models: tokens and cost, in all and per model.
+    pub async fn usage(&self, session_id: String) -> Result<UsageReport, ProliferateError> {
+        convert(&self.client.usage(&session_id).await?)
+    }
+
+    /// What the organisation's sessions spent on models from `start` (inclusive) to `end`
+    /// (exclusive), in milliseconds since the Unix epoch; needs the `admin` scope.
+    pub async fn organization_usage(
+        &self,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> Result<UsageReport, ProliferateError> {
+        convert(&self.client.organization_usage(start, end).await?)
     }
 
     /// Opens a live connection that replays after `after_seq`, then follows the session; it

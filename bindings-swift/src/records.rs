@@ -41,6 +41,9 @@ pub struct SessionInfo {
     pub source_snapshot_id: Option<String>,
     /// A preview URL the sandbox serves.
     pub preview_url: Option<String>,
+    /// The model its agent runs on, as `provider/model`.
+    #[serde(default)]
+    pub model: Option<String>,
     /// Free-form metadata, as JSON text.
     #[serde(default, deserialize_with = "json_text")]
     pub metadata: String,
@@ -443,6 +446,28 @@ pub enum Event {
         /// The whole event, as JSON text.
         json: String,
     },
+}
+
+/// What a session or an organisation spent on models.
+#[derive(Debug, Clone, PartialEq, Deserialize, uniffi::Record)]
+pub struct UsageReport {
+    /// Tokens and cost of every request; `cost` is absent when no request had a price.
+    pub total: TokenUsage,
+    /// Model requests.
+    pub requests: u64,
+    /// The same per model, most used first.
+    pub by_model: Vec<ModelUsage>,
+}
+
+/// One model's share of a usage report.
+#[derive(Debug, Clone, PartialEq, Deserialize, uniffi::Record)]
+pub struct ModelUsage {
+    /// The model, as `provider/model`.
+    pub model: String,
+    /// Its tokens and cost.
+    pub usage: TokenUsage,
+    /// Its requests.
+    pub requests: u64,
 }
 
 /// A session's events folded into messages: what a UI renders.

@@ -338,6 +338,32 @@ impl Client {
         .await
     }
 
+    /// What the session's agent spent on models: tokens and cost, in all and per model.
+    pub async fn usage(&self, session_id: &str) -> Result<UsageReport, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/sessions/{session_id}/usage"),
+            None::<&()>,
+            &[],
+        )
+        .await
+    }
+
+    /// What the organisation's sessions spent on models between `from` and `to` (milliseconds
+    /// since the Unix epoch, either open); needs the `admin` scope.
+    pub async fn organization_usage(
+        &self,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<UsageReport, ClientError> {
+        let bounds: Vec<String> = [("from", from), ("to", to)]
+            .into_iter()
+            .filter_map(|(name, value)| Some(format!("{name}={}", value?)))
+            .collect();
+        let path = format!("/v1/usage?{}", bounds.join("&"));
+        self.call(Method::GET, &path, None::<&()>, &[]).await
+    }
+
     /// Opens a live connection to a session, replaying from `options.after_seq`; it reconnects
     /// by itself and never yields a seq twice.
     pub fn connect(&self, session_id: &str, options: ConnectionOptions) -> Connection {

@@ -1,11 +1,12 @@
 //! Tokens: JWTs (HS256) for users and services, and sandbox tokens for agent-to-gateway calls
-//! (the model proxy among them): random, issued to one run of one session's sandbox and revoked
-//! when that run ends. A token never reaches another organisation's session: the gateway
+//! (the model proxy among them): random, issued to one run of one session's sandbox, valid for a
+//! short lease the session's hub renews while the run lives, and revoked when that run ends. A token never reaches another organisation's session: the gateway
 //! compares the principal's organisation (and session restriction) with the session's on every
 //! access.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -42,7 +43,14 @@ pub fn claims(
 pub struct Authenticator {
     user_secret: Vec<u8>,
     service_secret: Vec<u8>,
-    sandbox_tokens: Arc<Mutex<HashMap<String, [u8; 32]>>>,
+    sandbox_tokens: Arc<Mutex<HashMap<String, SandboxToken>>>,
+}
+
+/// What the gateway keeps of a sandbox token: its digest and the end of its lease.
+#[derive(Debug, Clone, Copy)]
+struct SandboxToken {
+    digest: [u8; 32],
+    expires: tokio::time::Instant,
 }
 
 /// The environment variable that holds a sandbox's token inside it.
@@ -92,27 +100,42 @@ impl Authenticator {
         sign(&self.service_secret, &claims)
     }
 
-    /// Issues a new sandbox token for a run of `session_id`'s sandbox, revoking the last one:
-    /// 32 random bytes, hex. Only its digest is kept.
-    pub fn issue_sandbox_token(&self, session_id: &str) -> String {
+    /// Issues a new sandbox token for a run of `session_id`'s sandbox, valid for `lease`,
+    /// revoking the last one: 32 random bytes, hex. Only its digest is kept.
+    pub fn issue_sandbox_token(&self, session_id: &str, lease: Duration) -> String {
         let token = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        self.sandbox_tokens
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .insert(session_id.to_owned(), digest(&token));
+        let issued = SandboxToken {
+            digest: digest(&token),
+            expires: tokio::time::Instant::now() + lease,
+        };
+        self.sandbox_tokens().insert(session_id.to_owned(), issued);
         token
+    }
+
+    /// Extends the lease of `session_id`'s sandbox token to `lease` from now, if it has one
+    /// that has not lapsed: its run is still alive.
+    pub fn renew_sandbox_token(&self, session_id: &str, lease: Duration) {
+        let now = tokio::time::Instant::now();
+        if let Some(token) = self.sandbox_tokens().get_mut(session_id)
+            && token.expires > now
+        {
+            token.expires = now + lease;
+        }
     }
 
     /// Revokes `session_id`'s sandbox token: its run ended.
     pub fn revoke_sandbox_token(&self, session_id: &str) {
+        self.sandbox_tokens().remove(session_id);
+    }
+
+    fn sandbox_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, SandboxToken>> {
         self.sandbox_tokens
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
-            .remove(session_id);
     }
 
     /// Verifies a token. `session_id` is the session the request is about, which is the only
@@ -172,14 +195,14 @@ impl Authenticator {
     ) -> Result<Principal, GatewayError> {
         let session_id =
             session_id.ok_or_else(|| GatewayError::Unauthenticated("invalid token".into()))?;
-        let issued = self
-            .sandbox_tokens
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .get(session_id)
-            .copied();
-        if issued != Some(digest(token)) {
-            return Err(GatewayError::Unauthenticated("invalid token".into()));
+        let issued = self.sandbox_tokens().get(session_id).copied();
+        match issued {
+            Some(issued) if issued.digest == digest(token) => {
+                if issued.expires <= tokio::time::Instant::now() {
+                    return Err(GatewayError::TokenExpired);
+                }
+            }
+            _ => return Err(GatewayError::Unauthenticated("invalid token".into())),
         }
         Ok(Principal {
             subject: format!("sandbox:{session_id}"),
@@ -188,5 +211,60 @@ impl Authenticator {
             kind: PrincipalKind::Sandbox,
             session_id: Some(session_id.to_owned()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    fn verify(authenticator: &Authenticator, token: &str) -> Result<Principal, GatewayError> {
+        authenticator.verify(token, Some("ses_1"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sandbox_token_lapses_unless_its_lease_is_renewed() {
+        let authenticator = Authenticator::new("user", "service");
+        let token = authenticator.issue_sandbox_token("ses_1", LEASE);
+        tokio::time::advance(LEASE - Duration::from_secs(1)).await;
+        assert_eq!(
+            verify(&authenticator, &token).unwrap().kind,
+            PrincipalKind::Sandbox
+        );
+        authenticator.renew_sandbox_token("ses_1", LEASE);
+        tokio::time::advance(LEASE - Duration::from_secs(1)).await;
+        assert!(verify(&authenticator, &token).is_ok(), "renewed in time");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(matches!(
+            verify(&authenticator, &token),
+            Err(GatewayError::TokenExpired)
+        ));
+        authenticator.renew_sandbox_token("ses_1", LEASE);
+        assert!(
+            matches!(
+                verify(&authenticator, &token),
+                Err(GatewayError::TokenExpired)
+            ),
+            "a lapsed lease is not revived"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sandbox_token_is_bound_to_its_session_and_its_run() {
+        let authenticator = Authenticator::new("user", "service");
+        let first = authenticator.issue_sandbox_token("ses_1", LEASE);
+        assert!(verify(&authenticator, &first).is_ok(), "control");
+        assert!(authenticator.verify(&first, Some("ses_2")).is_err());
+        assert!(authenticator.verify(&first, None).is_err());
+        let second = authenticator.issue_sandbox_token("ses_1", LEASE);
+        assert!(
+            verify(&authenticator, &first).is_err(),
+            "a new run revokes the last"
+        );
+        assert!(verify(&authenticator, &second).is_ok());
+        authenticator.revoke_sandbox_token("ses_1");
+        assert!(verify(&authenticator, &second).is_err());
     }
 }

@@ -432,6 +432,111 @@ async fn a_session_runs_on_the_model_it_names_and_unavailable_models_are_refused
     );
 }
 
+/// What the tool calls of `log` returned, in order.
+fn tool_outputs(log: &[Event]) -> Vec<&str> {
+    log.iter()
+        .filter_map(|event| match event {
+            Event::ToolCompleted(tool) => Some(tool.output.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_holding_its_token_reaches_only_allowed_models_and_only_through_its_lease() {
+    // A heartbeat a second: the sandbox token's lease is three seconds, renewed on each beat.
+    let rig = rig(&[
+        "--allowed-models",
+        "scripted/scripted-model",
+        "--heartbeat-secs",
+        "1",
+    ])
+    .await;
+    let api = Api::new(&rig.server, &token("ada", "acme-hostile"));
+    let session = api.create_session().await;
+    // The agent calls the proxy itself with its own token: an allowed model (the control that
+    // the probe reaches the proxy), a model not allowed, and a made-up token.
+    let probe = r#"for pair in "scripted-model:$PROLIFERATE_SANDBOX_TOKEN" "other-model:$PROLIFERATE_SANDBOX_TOKEN" "scripted-model:made-up"; do curl -s -o /dev/null -w "${pair%%:*}/${pair#*:}=%{http_code} " -H "Authorization: Bearer ${pair#*:}" -H 'content-type: application/json' -d "{\"model\":\"${pair%%:*}\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" "$PROLIFERATE_MODEL_PROXY/scripted/chat/completions"; done"#;
+    api.prompt(&session.id, "prm_probe", &format!("[[bash:{probe}]]"))
+        .await;
+    let log = turn(&api, &session.id, "prm_probe").await;
+    let outputs = tool_outputs(&log);
+    assert_eq!(outputs.len(), 1, "{log:#?}");
+    let statuses: Vec<&str> = outputs[0]
+        .split_whitespace()
+        .map(|entry| entry.rsplit('=').next().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, ["200", "403", "401"], "{}", outputs[0]);
+    assert!(
+        !outputs[0].contains(&rig.key),
+        "the key never reached the sandbox"
+    );
+
+    // The token outlives many leases while its session runs: the hub renews it.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    api.prompt(&session.id, "prm_later", "[[say:still served]]")
+        .await;
+    let log = turn(&api, &session.id, "prm_later").await;
+    assert!(errors(&log).is_empty(), "{log:#?}");
+    assert!(
+        log.iter().any(|event| matches!(event,
+            Event::TextCompleted(text) if text.text.contains("still served"))),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priced_model_is_costed_and_a_spent_cost_budget_refuses_the_next_request() {
+    // A dollar a token, and half a dollar to spend: the first request spends it.
+    let rig = rig(&[
+        "--model-prices",
+        r#"{"scripted/scripted-model": {"input": 1000000, "output": 1000000}}"#,
+        "--session-cost-budget",
+        "0.5",
+    ])
+    .await;
+    let api = Api::new(&rig.server, &token("ada", "acme-cost"));
+    let session = api.create_session().await;
+    let usage = || async {
+        let path = format!("/v1/sessions/{}/usage", session.id);
+        let (status, usage) = api.call(Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{usage}");
+        serde_json::from_value::<UsageReport>(usage).unwrap()
+    };
+    api.prompt(&session.id, "prm_1", "[[say:first]]").await;
+    turn(&api, &session.id, "prm_1").await;
+    let served = rig.model.requests().len();
+    let spent = usage().await;
+    assert!(served > 0, "control: the first requests pass");
+    assert_eq!(spent.requests, served as u64, "{spent:?}");
+    let billed = spent.total.input + spent.total.output + spent.total.reasoning;
+    assert_eq!(spent.total.cost, Some(billed as f64), "{spent:?}");
+    assert!(billed as f64 > 0.5, "{spent:?}");
+
+    api.prompt(&session.id, "prm_2", "[[say:second]]").await;
+    let log = turn(&api, &session.id, "prm_2").await;
+    let refused: Vec<_> = errors(&log)
+        .into_iter()
+        .filter(|error| error.prompt_id.as_deref() == Some("prm_2"))
+        .collect();
+    assert!(
+        !refused.is_empty()
+            && refused.iter().all(|error| error.kind == "model"
+                && error.message.contains("session's cost budget is spent")),
+        "refused once, not retried: {refused:#?}"
+    );
+    assert_eq!(
+        rig.model.requests().len(),
+        served,
+        "nothing more reached the provider"
+    );
+    assert_eq!(
+        api.session(&session.id).await.status,
+        SessionStatus::Running,
+        "the session stays usable"
+    );
+}
+
 /// A provider that speaks Anthropic Messages (`POST /v1/messages`, `x-api-key`, server-sent
 /// events as Anthropic documents them), answering every request with one short text.
 struct AnthropicUpstream {

@@ -261,6 +261,15 @@ class Client:
         """The session's transcript as the server folded it."""
         return decode(wire.Transcript, json.loads(await self._native.transcript(session_id)))
 
+    async def usage(self, session_id: str) -> wire.UsageReport:
+        """What the session's agent spent on models: tokens and cost, in all and per model."""
+        return decode(wire.UsageReport, json.loads(await self._native.usage(session_id)))
+
+    async def organization_usage(self, *, start: int | None = None, end: int | None = None) -> wire.UsageReport:
+        """What the organisation's sessions spent on models from `start` (inclusive) to `end`
+        (exclusive), in milliseconds since the Unix epoch; needs the `admin` scope."""
+        return decode(wire.UsageReport, json.loads(await self._native.organization_usage(start, end)))
+
     def connect(self, session_id: str, *, after_seq: int = 0) -> Connection:
         """Opens a live connection: it replays events after `after_seq`, then follows the session,
         reconnecting and resuming on its own."""

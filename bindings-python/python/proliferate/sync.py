@@ -163,6 +163,15 @@ class SyncClient:
         """The session's transcript as the server folded it."""
         return self._loop.run(self._client.transcript(session_id))
 
+    def usage(self, session_id: str) -> wire.UsageReport:
+        """What the session's agent spent on models: tokens and cost, in all and per model."""
+        return self._loop.run(self._client.usage(session_id))
+
+    def organization_usage(self, *, start: int | None = None, end: int | None = None) -> wire.UsageReport:
+        """What the organisation's sessions spent on models from `start` to `end` (milliseconds
+        since the Unix epoch); needs the `admin` scope."""
+        return self._loop.run(self._client.organization_usage(start=start, end=end))
+
     def connect(self, session_id: str, *, after_seq: int = 0) -> SyncConnection:
         """Opens a live connection that replays after `after_seq`, then follows the session."""
         return SyncConnection(self._client.connect(session_id, after_seq=after_seq), self._loop)

@@ -169,6 +169,13 @@ final class LiveTests: XCTestCase {
             if case let .turnCompleted(promptId) = envelope.event, promptId == admission.promptId { break }
         }
         XCTAssertEqual(text, "streamed to swift")
+        let usage = try await client.usage(sessionId: session.id)
+        XCTAssertGreaterThanOrEqual(usage.requests, 1)
+        XCTAssertGreaterThan(usage.total.output, 0)
+        XCTAssertEqual(usage.byModel.first?.model, "scripted/scripted-model")
+        XCTAssertEqual(session.model, "scripted/scripted-model")
+        let before1970 = try await client.organizationUsage(start: nil, end: 0)
+        XCTAssertEqual(before1970.requests, 0, "nothing was spent before 1970")
         // Ending the iteration cancelled the subscription, so the connection can be read again.
         _ = try await connection.sendPrompt(content: "[[say:again]]")
         let next = try await connection.next()

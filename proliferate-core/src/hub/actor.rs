@@ -343,7 +343,12 @@ impl Hub {
         }
     }
 
+    /// Beats to every connection, and renews the running sandbox's token.
     fn heartbeat(&mut self) {
+        if !matches!(self.agent, Agent::Down) {
+            let lease = self.services.config.sandbox_token_lease();
+            (self.services.authenticator).renew_sandbox_token(&self.record.info.id, lease);
+        }
         if !self.fanout.is_empty() {
             let frame = Frame::control(&ServerFrame::Heartbeat(Heartbeat {
                 head_seq: self.head_seq,

@@ -49,6 +49,13 @@ pub struct HubConfig {
     pub max_prompt_bytes: usize,
 }
 
+impl HubConfig {
+    /// How long a sandbox token stays valid unless renewed: three heartbeats, renewed on each.
+    pub fn sandbox_token_lease(&self) -> Duration {
+        self.heartbeat_interval * 3
+    }
+}
+
 impl Default for HubConfig {
     fn default() -> Self {
         Self {

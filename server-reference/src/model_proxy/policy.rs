@@ -32,23 +32,23 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Why `spent` is over this budget, if it is.
+    /// Why `spent` is over this budget, if it is. The reason carries no figures: agents
+    /// retry errors whose text looks like a status code (a spend of `$0.5000` reads as `500`),
+    /// and the usage routes tell the figures.
     fn exceeded_by(&self, spent: &UsageReport, whose: &str) -> Option<String> {
-        let tokens = spent.total.tokens();
-        if let Some(limit) = self.tokens
-            && tokens >= limit
-        {
-            return Some(format!(
-                "the {whose} token budget is spent: {tokens} of {limit} tokens used"
-            ));
-        }
-        let cost = spent.total.cost.unwrap_or_default();
-        match self.cost {
-            Some(limit) if cost >= limit => Some(format!(
-                "the {whose} cost budget is spent: ${cost:.4} of ${limit:.4} used"
-            )),
-            _ => None,
-        }
+        let tokens_spent = self
+            .tokens
+            .is_some_and(|limit| spent.total.tokens() >= limit);
+        let cost_spent =
+            (self.cost).is_some_and(|limit| spent.total.cost.unwrap_or_default() >= limit);
+        let what = match (tokens_spent, cost_spent) {
+            (true, _) => "token",
+            (false, true) => "cost",
+            (false, false) => return None,
+        };
+        Some(format!(
+            "the {whose} {what} budget is spent; its usage shows what was used"
+        ))
     }
 }
 
@@ -135,6 +135,10 @@ mod tests {
         assert!(refusal.contains("session's token budget"), "{refusal}");
         let refusal = policy.refusal(&nothing, &spent(1, 1, Some(1.5))).unwrap();
         assert!(refusal.contains("organisation's cost budget"), "{refusal}");
+        assert!(
+            !refusal.contains(|character: char| character.is_ascii_digit()),
+            "no figure an agent could read as a retryable status: {refusal}"
+        );
         assert_eq!(
             ModelPolicy::default().refusal(&spent(1 << 40, 0, Some(1e9)), &nothing),
             None

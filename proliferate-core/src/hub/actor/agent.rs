@@ -27,9 +27,10 @@ impl Hub {
             egress_allow: self.record.info.egress_allow.clone(),
             environment: vec![(
                 crate::auth::SANDBOX_TOKEN_VARIABLE.to_owned(),
-                services
-                    .authenticator
-                    .issue_sandbox_token(&self.record.info.id),
+                services.authenticator.issue_sandbox_token(
+                    &self.record.info.id,
+                    services.config.sandbox_token_lease(),
+                ),
             )],
         };
         let known_session = self.record.agent_session_id.clone();
