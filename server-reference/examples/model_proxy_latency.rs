@@ -97,6 +97,7 @@ async fn proxy(base_url: &str) -> String {
         )]),
         Default::default(),
         ModelPolicy::default(),
+        Duration::from_secs(300),
     ));
     proxy.attach(Arc::new(OneSession));
     let service = ModelProxyService(proxy);

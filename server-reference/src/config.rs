@@ -38,6 +38,13 @@ pub struct ServeArgs {
     /// A JSON file of organisations' own model keys: `{"<organisation>": {"<provider>": "<key>"}}`.
     #[arg(long, env = "PROLIFERATE_MODEL_KEYS_FILE")]
     pub model_keys_file: Option<PathBuf>,
+    /// Seconds a model provider may send nothing before the model proxy gives up on it.
+    #[arg(
+        long,
+        env = "PROLIFERATE_MODEL_READ_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub model_read_timeout_secs: u64,
     /// Models sandboxes may use (`provider/model`), comma-separated; any configured by default.
     #[arg(long, env = "PROLIFERATE_ALLOWED_MODELS", value_delimiter = ',')]
     pub allowed_models: Vec<String>,

@@ -16,6 +16,7 @@ mod secrets;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use proliferate_core::agent::opencode::{OpenCodeConfig, OpenCodeDriver};
 use proliferate_core::auth::Authenticator;
@@ -126,6 +127,7 @@ impl Server {
             upstreams,
             args.organization_keys().map_err(ServeError::Config)?,
             args.model_policy().map_err(ServeError::Config)?,
+            Duration::from_secs(args.model_read_timeout_secs.max(1)),
         ));
         let opencode = OpenCodeConfig {
             permission: json("PROLIFERATE_PERMISSION", &args.permission)?,

@@ -384,6 +384,56 @@ async fn provider_errors_reach_clients_and_a_cancel_aborts_the_upstream_request(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_gone_silent_mid_stream_is_given_up_on_and_clients_are_told() {
+    let rig = rig(&["--model-read-timeout-secs", "2"]).await;
+    let api = Api::new(&rig.server, &token("ada", "acme-silent"));
+    let session = api.create_session().await;
+    // The provider sends one chunk, then nothing.
+    api.prompt(&session.id, "prm_stall", "[[stall]]").await;
+    let mut log = Vec::new();
+    for _ in 0..1200 {
+        log = events(&api, &session.id).await;
+        if errors(&log)
+            .iter()
+            .any(|error| error.message.contains("went silent"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let silent: Vec<_> = errors(&log)
+        .into_iter()
+        .filter(|error| error.message.contains("went silent"))
+        .collect();
+    assert!(
+        silent.iter().any(|error| error.kind.starts_with("model")
+            && error.prompt_id.as_deref() == Some("prm_stall")),
+        "{log:#?}"
+    );
+    assert!(
+        rig.model.reported().abandoned_streams > 0,
+        "the proxy closed the provider's stream"
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &format!("/v1/sessions/{}/cancel", session.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    turn(&api, &session.id, "prm_stall").await;
+    api.prompt(&session.id, "prm_after", "[[say:answered again]]")
+        .await;
+    let log = turn(&api, &session.id, "prm_after").await;
+    assert!(
+        log.iter().any(|event| matches!(event,
+            Event::TextCompleted(text) if text.text.contains("answered again"))),
+        "the session stays usable: {log:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_runs_on_the_model_it_names_and_unavailable_models_are_refused() {
     let rig = rig(&[
         "--allowed-models",

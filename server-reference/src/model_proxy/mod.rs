@@ -117,14 +117,7 @@ impl Refusal {
     }
 
     fn answer(self, surface: Surface) -> Response<Body> {
-        let body = match surface {
-            Surface::OpenAi => {
-                json!({"error": {"message": self.message, "type": self.kind, "code": self.kind}})
-            }
-            Surface::Anthropic => {
-                json!({"type": "error", "error": {"type": self.kind, "message": self.message}})
-            }
-        };
+        let body = surface.error(self.kind, &self.message);
         let mut response = Response::new(Body::from(body.to_string()));
         *response.status_mut() = self.status;
         response.headers_mut().insert(
@@ -148,14 +141,18 @@ impl std::fmt::Debug for ModelProxy {
 impl ModelProxy {
     /// A proxy for `upstreams` under `policy`; it answers once [`ModelProxy::attach`] gave it
     /// the gateway.
+    /// A provider that sends nothing for `read_timeout` is given up on: before its answer
+    /// began, with `504`; in the middle of a stream, with an error event in the surface's own
+    /// shape.
     pub fn new(
         upstreams: HashMap<String, Upstream>,
         organization_keys: OrganizationKeys,
         policy: ModelPolicy,
+        read_timeout: Duration,
     ) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(300))
+            .read_timeout(read_timeout)
             .build()
             .unwrap_or_default();
         Self {
@@ -313,16 +310,24 @@ impl ModelProxy {
                 Surface::Anthropic => outbound.header("x-api-key", key),
             };
         }
-        let answer = outbound.send().await.map_err(|error| {
-            Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                "api_error",
-                format!(
-                    "the model provider could not be reached: {}",
-                    error.without_url()
+        let answer = outbound
+            .send()
+            .await
+            .map_err(|error| match error.is_timeout() {
+                true => Refusal::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout_error",
+                    "the model provider did not answer in time",
                 ),
-            )
-        })?;
+                false => Refusal::new(
+                    StatusCode::BAD_GATEWAY,
+                    "api_error",
+                    format!(
+                        "the model provider could not be reached: {}",
+                        error.without_url()
+                    ),
+                ),
+            })?;
         let status = answer.status();
         tracing::info!(session_id, model, status = status.as_u16(), "model request");
         let mut response = Response::builder().status(status.as_u16());
@@ -333,7 +338,12 @@ impl ModelProxy {
         }
         let meter = UsageMeter::new(surface, streamed);
         let on_end = self.on_end(gateway.clone(), session, model, status.is_success());
-        let body = Metered::new(answer.bytes_stream(), meter, on_end);
+        let upstream = answer.bytes_stream();
+        let body = Metered::new(
+            ending_in_an_error_event(upstream, surface, streamed),
+            meter,
+            on_end,
+        );
         Ok(response
             .body(Body::from_stream(body))
             .unwrap_or_else(|_| Response::new(Body::empty())))
@@ -378,6 +388,35 @@ impl ModelProxy {
             Key::Value(value) => Some(value.clone()),
         }
     }
+}
+
+/// `upstream`, except that a streamed answer that breaks (the provider went silent past the read
+/// timeout, or its connection dropped) ends with an error event the agent reports, instead of a
+/// cut the agent can only call "terminated".
+fn ending_in_an_error_event(
+    upstream: impl futures::Stream<Item = Result<bytes::Bytes, reqwest::Error>>,
+    surface: Surface,
+    streamed: bool,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, reqwest::Error>> {
+    use futures::StreamExt;
+    upstream.scan(false, move |broken, item| {
+        let next = match item {
+            _ if *broken => None,
+            Err(error) if streamed => {
+                *broken = true;
+                let message = match error.is_timeout() {
+                    true => "the model provider went silent in the middle of its answer".to_owned(),
+                    false => format!(
+                        "the model provider's answer broke off: {}",
+                        error.without_url()
+                    ),
+                };
+                Some(Ok(surface.stream_error("timeout_error", &message)))
+            }
+            item => Some(item),
+        };
+        std::future::ready(next)
+    })
 }
 
 /// The sandbox token of a request: `Authorization: Bearer` (OpenAI) or `x-api-key` (Anthropic).

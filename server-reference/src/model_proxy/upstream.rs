@@ -18,6 +18,29 @@ pub enum Surface {
     Anthropic,
 }
 
+impl Surface {
+    /// An error body in the surface's own shape.
+    pub fn error(self, kind: &str, message: &str) -> Value {
+        match self {
+            Surface::OpenAi => json!({"error": {"message": message, "type": kind, "code": kind}}),
+            Surface::Anthropic => {
+                json!({"type": "error", "error": {"type": kind, "message": message}})
+            }
+        }
+    }
+
+    /// The same error as a server-sent event in the middle of a stream: OpenAI sends the body as
+    /// `data`, Anthropic as an `error` event.
+    pub fn stream_error(self, kind: &str, message: &str) -> bytes::Bytes {
+        let body = self.error(kind, message);
+        match self {
+            Surface::OpenAi => format!("data: {body}\n\n"),
+            Surface::Anthropic => format!("event: error\ndata: {body}\n\n"),
+        }
+        .into()
+    }
+}
+
 /// Where a provider's key comes from.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Key {

@@ -54,7 +54,8 @@ fn optional_string(value: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// OpenCode's errors are `{name, data: {message}}`; aborts are not failures.
+/// OpenCode's errors are `{name, data: {message}}`; aborts are not failures. An error a
+/// provider sent in the middle of its stream arrives as its JSON text, and reads as its message.
 fn error_message(error: &Value) -> Option<String> {
     let name = error["name"].as_str().unwrap_or("UnknownError");
     let message = error["data"]["message"]
@@ -65,12 +66,28 @@ fn error_message(error: &Value) -> Option<String> {
         || name == "AbortError"
         || message.contains("operation was aborted")
         || message.contains("signal is aborted");
-    (!aborted).then(|| message.to_owned())
+    (!aborted).then(|| provider_message(message).unwrap_or_else(|| message.to_owned()))
+}
+
+/// The message of a provider's error body in OpenAI's (`{error: {message}}`, or its inner
+/// object) or Anthropic's (`{type: "error", error: {message}}`) shape.
+fn provider_message(text: &str) -> Option<String> {
+    let body: Value = serde_json::from_str(text).ok()?;
+    let error = if body["error"].is_object() {
+        &body["error"]
+    } else {
+        &body
+    };
+    error["message"].as_str().map(str::to_owned)
 }
 
 fn error_kind(error: &Value) -> &'static str {
+    let from_provider = error["data"]["message"]
+        .as_str()
+        .is_some_and(|message| provider_message(message).is_some());
     match error["name"].as_str() {
         Some("APIError" | "ProviderAuthError" | "MessageOutputLengthError") => "model",
+        _ if from_provider => "model",
         _ => "agent",
     }
 }
@@ -488,5 +505,32 @@ fn tool_updated(
             })));
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_providers_error_passed_on_as_json_reads_as_its_message() {
+        let openai = json!({"name": "UnknownError", "data": {"message":
+            r#"{"message":"the provider went silent","type":"timeout_error"}"#}});
+        let anthropic = json!({"name": "UnknownError", "data": {"message":
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"overloaded"}}"#}});
+        let plain = json!({"name": "UnknownError", "data": {"message": "disk full"}});
+        assert_eq!(
+            error_message(&openai).as_deref(),
+            Some("the provider went silent")
+        );
+        assert_eq!(error_message(&anthropic).as_deref(), Some("overloaded"));
+        assert_eq!(error_message(&plain).as_deref(), Some("disk full"));
+        assert_eq!(
+            [&openai, &anthropic, &plain].map(error_kind),
+            ["model", "model", "agent"]
+        );
+        let aborted = json!({"name": "MessageAbortedError", "data": {"message": "aborted"}});
+        assert_eq!(error_message(&aborted), None);
     }
 }
