@@ -3,7 +3,7 @@
 /** The protocol's error codes; newer servers may send others. */
 export type ErrorCode =
   | "bad_request" | "unauthenticated" | "token_expired" | "forbidden" | "not_found" | "conflict"
-  | "cursor_expired" | "payload_too_large" | "agent_error" | "sandbox_error" | "unavailable"
+  | "cursor_expired" | "payload_too_large" | "limit_exceeded" | "agent_error" | "sandbox_error" | "unavailable"
   | "timeout" | "slow_consumer" | "internal" | (string & {});
 
 /** A failed call. `code` is the protocol's machine code, the same in every language. */

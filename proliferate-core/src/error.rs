@@ -31,6 +31,9 @@ pub enum GatewayError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// A limit of the server is reached.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// The lifecycle forbids this transition.
     #[error(transparent)]
     Transition(#[from] ForbiddenTransition),
@@ -59,6 +62,7 @@ impl GatewayError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) | Self::Transition(_) => ErrorCode::Conflict,
+            Self::LimitExceeded(_) => ErrorCode::LimitExceeded,
             Self::Store(StoreError::IdempotencyConflict) => ErrorCode::Conflict,
             Self::Store(StoreError::NotFound(_)) => ErrorCode::NotFound,
             Self::Agent(_) => ErrorCode::AgentError,

@@ -110,6 +110,9 @@ pub struct ServeArgs {
     /// Seconds between server heartbeats.
     #[arg(long, env = "PROLIFERATE_HEARTBEAT_SECS", default_value_t = 15)]
     pub heartbeat_secs: u64,
+    /// The most prompts a session holds waiting their turn.
+    #[arg(long, env = "PROLIFERATE_MAX_QUEUED_PROMPTS", default_value_t = 100)]
+    pub max_queued_prompts: usize,
     /// Frames a connection may have unsent before it is closed with 1013.
     #[arg(long, env = "PROLIFERATE_SEND_BUDGET", default_value_t = 4096)]
     pub send_budget: usize,
@@ -199,6 +202,7 @@ impl ServeArgs {
             permission_timeout: Duration::from_secs(self.permission_timeout_secs),
             permission_default: self.permission_default,
             idle_grace: Duration::from_secs(self.idle_grace_secs),
+            max_queued_prompts: self.max_queued_prompts,
             ..HubConfig::default()
         }
     }

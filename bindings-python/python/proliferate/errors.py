@@ -92,6 +92,12 @@ class TimedOutError(ProliferateError):
     code = "timeout"
 
 
+class LimitExceededError(ProliferateError):
+    """A limit of the server is reached (queued prompts of a session, for example)."""
+
+    code = "limit_exceeded"
+
+
 class SlowConsumerError(ProliferateError):
     """The connection fell too far behind and was closed; reconnect and resume."""
 
@@ -108,7 +114,7 @@ ERRORS: dict[str, type[ProliferateError]] = {
     cls.code: cls
     for cls in (
         BadRequestError, UnauthenticatedError, TokenExpiredError, ForbiddenError,
-        NotFoundError, ConflictError, CursorExpiredError, PayloadTooLargeError, AgentError,
+        NotFoundError, ConflictError, CursorExpiredError, PayloadTooLargeError, LimitExceededError, AgentError,
         SandboxError, UnavailableError, TimedOutError, SlowConsumerError, InternalError,
     )
 }

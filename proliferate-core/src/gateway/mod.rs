@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 mod prompts;
 mod sessions;
@@ -65,7 +65,9 @@ pub struct GatewayParts {
 #[derive(Clone)]
 pub struct Gateway {
     services: Arc<Services>,
-    hubs: Arc<Mutex<HashMap<String, HubHandle>>>,
+    /// Each session's hub, started once: the map's lock is held only to find a session's cell,
+    /// never while a hub starts (which replays its log), so one slow start blocks no other.
+    hubs: Arc<Mutex<HashMap<String, Arc<OnceCell<HubHandle>>>>>,
 }
 
 /// The longest client-chosen prompt id.
@@ -132,20 +134,40 @@ impl Gateway {
     }
 
     pub(super) async fn hub(&self, session_id: &str) -> Result<HubHandle, GatewayError> {
-        let mut hubs = self.hubs.lock().await;
-        if let Some(hub) = hubs.get(session_id).filter(|hub| !hub.is_closed()) {
-            return Ok(hub.clone());
+        let cell = {
+            let mut hubs = self.hubs.lock().await;
+            let cell = hubs.entry(session_id.to_owned()).or_default();
+            if cell.get().is_some_and(HubHandle::is_closed) {
+                *cell = Arc::default();
+            }
+            cell.clone()
+        };
+        let started = cell
+            .get_or_try_init(|| async {
+                let record = self
+                    .services
+                    .store
+                    .session(session_id)
+                    .await?
+                    .ok_or_else(|| GatewayError::NotFound(format!("no session {session_id}")))?;
+                let hub = crate::hub::spawn(self.services.clone(), record).await?;
+                self.services.metrics.hub_started();
+                Ok::<_, GatewayError>(hub)
+            })
+            .await;
+        match started {
+            Ok(hub) => Ok(hub.clone()),
+            Err(error) => {
+                let mut hubs = self.hubs.lock().await;
+                if hubs
+                    .get(session_id)
+                    .is_some_and(|current| Arc::ptr_eq(current, &cell))
+                {
+                    hubs.remove(session_id);
+                }
+                Err(error)
+            }
         }
-        let record = self
-            .services
-            .store
-            .session(session_id)
-            .await?
-            .ok_or_else(|| GatewayError::NotFound(format!("no session {session_id}")))?;
-        let hub = crate::hub::spawn(self.services.clone(), record).await?;
-        self.services.metrics.hub_started();
-        hubs.insert(session_id.to_owned(), hub.clone());
-        Ok(hub)
     }
 
     /// Checks that `principal` may act on the session with `scope`; returns the session.
@@ -201,7 +223,9 @@ impl Gateway {
 
     /// Stops every hub and pauses every running agent, so nothing outlives the gateway.
     pub async fn shutdown(&self) {
-        let hubs: Vec<HubHandle> = self.hubs.lock().await.drain().map(|(_, hub)| hub).collect();
+        let hubs: Vec<HubHandle> = (self.hubs.lock().await.drain())
+            .filter_map(|(_, cell)| cell.get().cloned())
+            .collect();
         for hub in hubs {
             hub.shutdown().await;
         }

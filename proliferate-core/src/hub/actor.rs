@@ -1,6 +1,7 @@
 //! The hub's task: the session's single writer, prompt queue, permission router and idle timer.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,29 @@ enum Agent {
     Up(Arc<dyn AgentControl>),
 }
 
+/// What a slow call, run as a task off the hub's loop, reports when it finishes. The loop
+/// keeps streaming, beating and admitting meanwhile.
+pub(super) enum Done {
+    /// The sandbox started and the agent attached, or not.
+    Booted(Result<(Sandbox, AgentSession), GatewayError>),
+    /// A snapshot was saved, or not.
+    Snapshot(Result<SnapshotInfo, GatewayError>, Reply<SnapshotInfo>),
+    /// The agent took a turn's prompt, or refused it.
+    Prompted(String, Result<(), GatewayError>),
+    /// The agent took a person's answer to a permission request, or not.
+    PermissionAnswered(PermissionAnswer, Result<(), GatewayError>),
+    /// The sandbox paused, or failed to, for this reason.
+    Paused(String, Result<(), GatewayError>),
+}
+
+/// A person's answer to a permission request, on its way to the agent.
+pub(super) struct PermissionAnswer {
+    permission_id: String,
+    decision: PermissionDecision,
+    by: Sender,
+    reply: Reply<()>,
+}
+
 struct Hub {
     services: Arc<Services>,
     record: SessionRecord,
@@ -49,9 +73,12 @@ struct Hub {
     fanout: FanOut,
     agent: Agent,
     updates: Option<mpsc::Receiver<AgentUpdate>>,
-    booted: mpsc::Sender<Result<(Sandbox, AgentSession), GatewayError>>,
+    done: mpsc::Sender<Done>,
     agent_endpoint: Option<AgentEndpoint>,
     resume_waiters: Vec<Reply<SessionInfo>>,
+    pause_waiters: Vec<Reply<SessionInfo>>,
+    /// Permission requests whose answer is on its way to the agent.
+    answering: HashSet<String>,
     queue: VecDeque<PromptRecord>,
     running: Option<Turn>,
     /// The messages of the last cancelled turn: their late output is not the next turn's.
@@ -93,7 +120,7 @@ pub(crate) async fn spawn(
     queue.retain(|prompt| prompt.state == PromptState::Queued);
 
     let (commands, command_receiver) = mpsc::channel(256);
-    let (booted, boot_receiver) = mpsc::channel(1);
+    let (done, done_receiver) = mpsc::channel(64);
     let mut hub = Hub {
         head_seq: record.info.head_seq,
         fanout: FanOut::new(services.config.send_budget),
@@ -103,9 +130,11 @@ pub(crate) async fn spawn(
         reducer,
         agent: Agent::Down,
         updates: None,
-        booted,
+        done,
         agent_endpoint: None,
         resume_waiters: Vec::new(),
+        pause_waiters: Vec::new(),
+        answering: HashSet::new(),
         queue,
         running: None,
         cancelled_messages: HashSet::new(),
@@ -144,7 +173,7 @@ pub(crate) async fn spawn(
         commands,
         session_id: session_id.into(),
     };
-    tokio::spawn(hub.run(command_receiver, boot_receiver));
+    tokio::spawn(hub.run(command_receiver, done_receiver));
     Ok(handle)
 }
 
@@ -156,11 +185,7 @@ async fn next_update(updates: &mut Option<mpsc::Receiver<AgentUpdate>>) -> Optio
 }
 
 impl Hub {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut booted: mpsc::Receiver<Result<(Sandbox, AgentSession), GatewayError>>,
-    ) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut done: mpsc::Receiver<Done>) {
         let session_id = self.record.info.id.clone();
         let mut heartbeat = tokio::time::interval(self.services.config.heartbeat_interval);
         loop {
@@ -171,7 +196,7 @@ impl Hub {
                     Some(command) => self.handle(command).await,
                 },
                 update = next_update(&mut self.updates) => self.on_update(update).await.map(|()| true),
-                Some(result) = booted.recv() => self.on_booted(result).await.map(|()| true),
+                Some(done) = done.recv() => self.on_done(done).await.map(|()| true),
                 () = tokio::time::sleep_until(deadline) => self.on_deadlines().await.map(|()| true),
                 _ = heartbeat.tick() => {
                     self.heartbeat();
@@ -198,6 +223,43 @@ impl Hub {
             let _ = self.services.provider.pause(&session_id).await;
         }
         self.services.metrics.hub_stopped();
+    }
+
+    // ----- work off the loop ----------------------------------------------------------------
+
+    /// Runs a slow call as a task; what it reports comes back to [`Hub::on_done`].
+    pub(super) fn off_the_loop(&self, work: impl Future<Output = Done> + Send + 'static) {
+        let done = self.done.clone();
+        tokio::spawn(async move {
+            let _ = done.send(work.await).await;
+        });
+    }
+
+    async fn on_done(&mut self, done: Done) -> Result<(), GatewayError> {
+        match done {
+            Done::Booted(result) => self.on_booted(result).await,
+            Done::Snapshot(result, reply) => {
+                if let Ok(info) = &result {
+                    self.append(Event::SnapshotSaved(SnapshotSaved {
+                        snapshot_id: info.snapshot_id.clone(),
+                        ..Default::default()
+                    }));
+                }
+                let _ = reply.send(result);
+                Ok(())
+            }
+            Done::Prompted(prompt_id, result) => self.on_prompted(prompt_id, result).await,
+            Done::PermissionAnswered(answer, result) => {
+                self.answering.remove(&answer.permission_id);
+                if result.is_ok() {
+                    let by = Some(answer.by);
+                    self.resolve_permission(&answer.permission_id, answer.decision, by, false);
+                }
+                let _ = answer.reply.send(result);
+                Ok(())
+            }
+            Done::Paused(reason, result) => self.on_paused(&reason, result).await,
+        }
     }
 
     // ----- the log --------------------------------------------------------------------------
@@ -287,8 +349,9 @@ impl Hub {
             .as_ref()
             .and_then(|turn| turn.cancel.as_ref().map(|(deadline, _)| *deadline));
         self.permissions
-            .values()
-            .copied()
+            .iter()
+            .filter(|(id, _)| !self.answering.contains(*id))
+            .map(|(_, deadline)| *deadline)
             .chain(idle)
             .chain(cancel)
             .min()
@@ -305,10 +368,17 @@ impl Hub {
             .collect();
         let default = self.services.config.permission_default;
         for permission_id in expired {
-            if let Agent::Up(control) = &self.agent
-                && let Err(error) = control.reply_permission(&permission_id, default).await
-            {
-                tracing::warn!(session_id = %self.record.info.id, error = %error, "default permission answer failed");
+            if self.answering.contains(&permission_id) {
+                continue;
+            }
+            if let Agent::Up(control) = &self.agent {
+                let (control, id) = (control.clone(), permission_id.clone());
+                let session_id = self.record.info.id.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = control.reply_permission(&id, default).await {
+                        tracing::warn!(session_id, error = %error, "default permission answer failed");
+                    }
+                });
             }
             self.resolve_permission(&permission_id, default, None, true);
         }

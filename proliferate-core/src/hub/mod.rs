@@ -47,6 +47,8 @@ pub struct HubConfig {
     pub cancel_grace: Duration,
     /// The largest prompt accepted, in bytes (text and images together).
     pub max_prompt_bytes: usize,
+    /// The most prompts a session holds waiting their turn; more get `limit_exceeded`.
+    pub max_queued_prompts: usize,
 }
 
 impl HubConfig {
@@ -66,6 +68,7 @@ impl Default for HubConfig {
             idle_grace: Duration::from_secs(300),
             cancel_grace: Duration::from_secs(10),
             max_prompt_bytes: 256 * 1024,
+            max_queued_prompts: 100,
         }
     }
 }

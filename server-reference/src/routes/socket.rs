@@ -127,7 +127,12 @@ async fn run(
     ));
     let liveness = state.gateway.config().heartbeat_interval * 3;
     loop {
-        let message = match tokio::time::timeout(liveness, stream.next()).await {
+        let next = tokio::select! {
+            // The writer closed the connection (a slow consumer, a shutdown): stop reading too.
+            () = outgoing.closed() => break,
+            next = tokio::time::timeout(liveness, stream.next()) => next,
+        };
+        let message = match next {
             Err(_) => {
                 let _ = outgoing
                     .send(Outgoing::Close(4408, "liveness_timeout"))
@@ -322,16 +327,16 @@ async fn write(
                 }
                 Ok(first) => {
                     welcomed = true;
-                    if sink.feed(text_message(first)).await.is_err() {
-                        return;
-                    }
-                    while let Some(next) = subscription.try_next() {
-                        if sink.feed(text_message(next)).await.is_err() {
-                            return;
+                    let mut ready = vec![first];
+                    ready.extend(std::iter::from_fn(|| subscription.try_next()));
+                    let sent = async {
+                        for frame in ready {
+                            sink.feed(text_message(frame)).await?;
                         }
-                    }
+                        sink.flush().await
+                    };
                     tokio::select! {
-                        flushed = sink.flush() => if flushed.is_err() { return },
+                        sent = sent => if sent.is_err() { return },
                         () = subscription.overflowed() => break (1013, "slow_consumer"),
                     }
                 }

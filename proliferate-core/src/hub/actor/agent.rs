@@ -34,18 +34,18 @@ impl Hub {
             )],
         };
         let known_session = self.record.agent_session_id.clone();
-        let booted = self.booted.clone();
-        tokio::spawn(async move {
-            let result = async {
-                let sandbox = services.provider.start(&spec).await?;
-                let session = services
-                    .driver
-                    .attach(&sandbox.agent, known_session.as_deref())
-                    .await?;
-                Ok((sandbox, session))
-            }
-            .await;
-            let _ = booted.send(result).await;
+        self.off_the_loop(async move {
+            Done::Booted(
+                async {
+                    let sandbox = services.provider.start(&spec).await?;
+                    let session = services
+                        .driver
+                        .attach(&sandbox.agent, known_session.as_deref())
+                        .await?;
+                    Ok((sandbox, session))
+                }
+                .await,
+            )
         });
         Ok(())
     }
@@ -186,16 +186,54 @@ impl Hub {
         Ok(())
     }
 
+    /// Starts pausing: the running turn is cancelled, the sandbox pauses off the loop, and
+    /// [`Hub::on_paused`] finishes.
     pub(super) async fn pause(&mut self, reason: &str) -> Result<(), GatewayError> {
+        check_transition(self.record.info.status, SessionStatus::Pausing)?;
         if self.running.is_some() {
-            if let Agent::Up(control) = &self.agent {
-                let _ = control.abort().await;
-            }
+            self.abort_off_the_loop();
             self.end_turn(true).await?;
         }
         self.set_status(SessionStatus::Pausing, reason).await?;
         self.agent_down();
-        self.services.provider.pause(&self.record.info.id).await?;
-        self.set_status(SessionStatus::Paused, reason).await
+        let (provider, session_id) = (self.services.provider.clone(), self.record.info.id.clone());
+        let reason = reason.to_owned();
+        self.off_the_loop(async move {
+            let result = provider.pause(&session_id).await;
+            Done::Paused(reason, result.map_err(Into::into))
+        });
+        Ok(())
+    }
+
+    pub(super) async fn on_paused(
+        &mut self,
+        reason: &str,
+        result: Result<(), GatewayError>,
+    ) -> Result<(), GatewayError> {
+        let waiters = std::mem::take(&mut self.pause_waiters);
+        match result {
+            Ok(()) => {
+                self.set_status(SessionStatus::Paused, reason).await?;
+                for waiter in waiters {
+                    let _ = waiter.send(Ok(self.info()));
+                }
+                // Prompts admitted while it paused wake it again.
+                self.advance().await
+            }
+            Err(error) => {
+                tracing::error!(session_id = %self.record.info.id, error = %error, "pause failed");
+                self.set_status(SessionStatus::Failed, "pause_failed")
+                    .await?;
+                let message = format!("the session could not pause: {error}");
+                let mut error = Some(error);
+                for waiter in waiters {
+                    let error = error
+                        .take()
+                        .unwrap_or_else(|| GatewayError::Unavailable(message.clone()));
+                    let _ = waiter.send(Err(error));
+                }
+                Ok(())
+            }
+        }
     }
 }

@@ -42,24 +42,30 @@ impl Hub {
                 let _ = reply.send(answer);
             }
             Command::Cancel(by, reply) => {
-                let answer = self.cancel(by).await;
+                let answer = self.cancel(by);
                 let _ = reply.send(Ok(answer));
             }
             Command::ReplyPermission(permission_id, decision, by, reply) => {
-                let answer = self
-                    .reply_permission(&permission_id, decision, Some(by))
-                    .await;
-                let _ = reply.send(answer);
+                self.reply_permission(PermissionAnswer {
+                    permission_id,
+                    decision,
+                    by,
+                    reply,
+                });
             }
-            Command::Pause(reply) => {
+            Command::Pause(reply) => match self.record.info.status {
+                SessionStatus::Paused => {
+                    let _ = reply.send(Ok(self.info()));
+                }
+                SessionStatus::Pausing => self.pause_waiters.push(reply),
                 // Pausing checks its transitions, so a session that is not running is refused.
-                let answer = if self.record.info.status == SessionStatus::Paused {
-                    Ok(())
-                } else {
-                    self.pause("requested").await
-                };
-                let _ = reply.send(answer.map(|()| self.info()));
-            }
+                _ => match self.pause("requested").await {
+                    Ok(()) => self.pause_waiters.push(reply),
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                },
+            },
             Command::Resume(reply) => {
                 if self.record.info.status == SessionStatus::Running {
                     let _ = reply.send(Ok(self.info()));
@@ -77,10 +83,7 @@ impl Hub {
                         )));
                 }
             }
-            Command::Snapshot(reply) => {
-                let answer = self.snapshot().await;
-                let _ = reply.send(answer);
-            }
+            Command::Snapshot(reply) => self.snapshot(reply),
             Command::Transcript(reply) => {
                 let _ = reply.send(Ok(self.reducer.transcript().clone()));
             }
@@ -119,32 +122,37 @@ impl Hub {
         Ok(true)
     }
 
-    pub(super) async fn snapshot(&mut self) -> Result<SnapshotInfo, GatewayError> {
+    /// Saves a snapshot off the loop: the session streams on while its workspace is archived.
+    fn snapshot(&mut self, reply: Reply<SnapshotInfo>) {
         if matches!(
             self.record.info.status,
             SessionStatus::Pending | SessionStatus::Stopped
         ) {
-            return Err(GatewayError::Conflict(format!(
+            let _ = reply.send(Err(GatewayError::Conflict(format!(
                 "a {} session has nothing to snapshot",
                 self.record.info.status.as_str()
-            )));
+            ))));
+            return;
         }
-        let info = self
-            .services
-            .provider
-            .snapshot(&self.record.info.id)
-            .await?;
-        self.services
-            .store
-            .insert_snapshot(&SnapshotRecord {
-                info: info.clone(),
-                organization_id: self.record.info.organization_id.clone(),
-            })
-            .await?;
-        self.append(Event::SnapshotSaved(SnapshotSaved {
-            snapshot_id: info.snapshot_id.clone(),
-            ..Default::default()
-        }));
-        Ok(info)
+        let services = self.services.clone();
+        let (session_id, organization_id) = (
+            self.record.info.id.clone(),
+            self.record.info.organization_id.clone(),
+        );
+        self.off_the_loop(async move {
+            let result = async {
+                let info = services.provider.snapshot(&session_id).await?;
+                services
+                    .store
+                    .insert_snapshot(&SnapshotRecord {
+                        info: info.clone(),
+                        organization_id,
+                    })
+                    .await?;
+                Ok(info)
+            }
+            .await;
+            Done::Snapshot(result, reply)
+        });
     }
 }

@@ -10,6 +10,13 @@ impl Hub {
         if self.record.info.status == SessionStatus::Stopped {
             return Err(GatewayError::Conflict("the session has stopped".into()));
         }
+        let waiting = |queued: &PromptRecord| queued.prompt_id == prompt.prompt_id;
+        let limit = self.services.config.max_queued_prompts;
+        if self.queue.len() >= limit && !self.queue.iter().any(waiting) {
+            return Err(GatewayError::LimitExceeded(format!(
+                "the session already holds {limit} queued prompts, its limit; send this one after a turn ends"
+            )));
+        }
         let position = self.queue.len() + usize::from(self.running.is_some());
         prompt.admission = PromptAdmission {
             prompt_id: prompt.prompt_id.clone(),
@@ -30,6 +37,8 @@ impl Hub {
             queue_position: prompt.admission.queue_position,
             ..Default::default()
         }));
+        // The prompt is in the log before the agent sees it and before its sender is told.
+        self.flush().await?;
         let admission = prompt.admission.clone();
         self.queue.push_back(prompt);
         self.advance().await?;
@@ -72,40 +81,54 @@ impl Hub {
         Ok(())
     }
 
-    pub(super) async fn cancel(&mut self, by: Sender) -> bool {
+    pub(super) fn cancel(&mut self, by: Sender) -> bool {
         let grace = self.services.config.cancel_grace;
         let Some(turn) = self.running.as_mut() else {
             return false;
         };
         if turn.cancel.is_none() {
             turn.cancel = Some((Instant::now() + grace, Some(by)));
-            if let Agent::Up(control) = &self.agent
-                && let Err(error) = control.abort().await
-            {
-                tracing::warn!(session_id = %self.record.info.id, error = %error, "abort failed");
-            }
+            self.abort_off_the_loop();
         }
         true
     }
 
-    pub(super) async fn reply_permission(
-        &mut self,
-        permission_id: &str,
-        decision: PermissionDecision,
-        by: Option<Sender>,
-    ) -> Result<(), GatewayError> {
-        if !self.permissions.contains_key(permission_id) {
-            return Err(if self.resolved_permissions.contains(permission_id) {
-                GatewayError::Conflict(format!("permission {permission_id} was already answered"))
-            } else {
-                GatewayError::NotFound(format!("no pending permission {permission_id}"))
+    /// Asks the agent to stop its turn, without waiting for it.
+    pub(super) fn abort_off_the_loop(&self) {
+        if let Agent::Up(control) = &self.agent {
+            let (control, session_id) = (control.clone(), self.record.info.id.clone());
+            tokio::spawn(async move {
+                if let Err(error) = control.abort().await {
+                    tracing::warn!(session_id, error = %error, "abort failed");
+                }
             });
         }
-        if let Agent::Up(control) = &self.agent {
-            control.reply_permission(permission_id, decision).await?;
+    }
+
+    /// Passes a person's answer to the agent off the loop; the request resolves when the
+    /// agent took it ([`Done::PermissionAnswered`]).
+    pub(super) fn reply_permission(&mut self, answer: PermissionAnswer) {
+        let id = answer.permission_id.clone();
+        if !self.permissions.contains_key(&id) || self.answering.contains(&id) {
+            let error = if self.resolved_permissions.contains(&id) || self.answering.contains(&id) {
+                GatewayError::Conflict(format!("permission {id} was already answered"))
+            } else {
+                GatewayError::NotFound(format!("no pending permission {id}"))
+            };
+            let _ = answer.reply.send(Err(error));
+            return;
         }
-        self.resolve_permission(permission_id, decision, by.clone(), by.is_none());
-        Ok(())
+        let Agent::Up(control) = &self.agent else {
+            self.resolve_permission(&id, answer.decision, Some(answer.by), false);
+            let _ = answer.reply.send(Ok(()));
+            return;
+        };
+        let control = control.clone();
+        self.answering.insert(id.clone());
+        self.off_the_loop(async move {
+            let result = control.reply_permission(&id, answer.decision).await;
+            Done::PermissionAnswered(answer, result.map_err(Into::into))
+        });
     }
 
     pub(super) fn resolve_permission(
@@ -163,17 +186,39 @@ impl Hub {
                 text: prompt.content,
                 images: prompt.images,
             };
-            if let Err(error) = control.prompt(&agent_prompt).await {
-                self.append(Event::AgentError(AgentError {
-                    kind: "prompt_rejected".into(),
-                    message: error.to_string(),
-                    prompt_id: Some(prompt.prompt_id),
-                    ..Default::default()
-                }));
-                self.end_turn(false).await?;
-            }
+            let prompt_id = prompt.prompt_id;
+            self.off_the_loop(async move {
+                let result = control.prompt(&agent_prompt).await;
+                Done::Prompted(prompt_id, result.map_err(Into::into))
+            });
         }
         Ok(())
+    }
+
+    /// The agent refused a turn's prompt: the turn ends with the reason, and the next starts.
+    pub(super) async fn on_prompted(
+        &mut self,
+        prompt_id: String,
+        result: Result<(), GatewayError>,
+    ) -> Result<(), GatewayError> {
+        let Err(error) = result else {
+            return Ok(());
+        };
+        if self
+            .running
+            .as_ref()
+            .is_none_or(|turn| turn.prompt_id != prompt_id)
+        {
+            return Ok(());
+        }
+        self.append(Event::AgentError(AgentError {
+            kind: "prompt_rejected".into(),
+            message: error.to_string(),
+            prompt_id: Some(prompt_id),
+            ..Default::default()
+        }));
+        self.end_turn(false).await?;
+        self.advance().await
     }
 
     /// Ends the running turn, completed or cancelled.

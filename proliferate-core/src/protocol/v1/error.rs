@@ -70,6 +70,9 @@ error_codes! {
     CursorExpired = "cursor_expired", 410;
     /// The request or frame is larger than allowed.
     PayloadTooLarge = "payload_too_large", 413;
+    /// A limit of the server is reached (queued prompts of a session, for example); retry once
+    /// below it.
+    LimitExceeded = "limit_exceeded", 429;
     /// The agent failed or rejected the request.
     AgentError = "agent_error", 502;
     /// The sandbox provider failed.
