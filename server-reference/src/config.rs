@@ -110,6 +110,10 @@ pub struct ServeArgs {
     /// Seconds between server heartbeats.
     #[arg(long, env = "PROLIFERATE_HEARTBEAT_SECS", default_value_t = 15)]
     pub heartbeat_secs: u64,
+    /// Seconds a WebSocket client may take to take what is sent to it before it is closed with
+    /// 1013, even if it pings.
+    #[arg(long, env = "PROLIFERATE_SEND_STALL_SECS", default_value_t = 30)]
+    pub send_stall_secs: u64,
     /// The most prompts a session holds waiting their turn.
     #[arg(long, env = "PROLIFERATE_MAX_QUEUED_PROMPTS", default_value_t = 100)]
     pub max_queued_prompts: usize,

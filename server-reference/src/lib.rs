@@ -170,6 +170,7 @@ impl Server {
             gateway: gateway.clone(),
             shutting_down: watcher.clone(),
             model_proxy: Some(model_proxy),
+            send_stall: Duration::from_secs(args.send_stall_secs.max(1)),
         });
         let mut stop = watcher;
         let task = tokio::spawn(async move {

@@ -3,7 +3,7 @@
 
 mod support;
 
-use proliferate_core::protocol::v1::SessionStatus;
+use proliferate_core::protocol::v1::*;
 use reqwest::Method;
 use serde_json::json;
 use support::*;
@@ -68,4 +68,70 @@ async fn a_full_prompt_queue_refuses_new_prompts_but_not_retries() {
         )
         .await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_pings_but_takes_nothing_is_cut_after_the_send_stall_timeout() {
+    // A send budget no turn here fills, and a liveness timeout (three heartbeats) longer than the
+    // test: only the stall timeout can cut the client.
+    let server = TestServer::start(&[
+        "--heartbeat-secs",
+        "60",
+        "--send-budget",
+        "1000000",
+        "--socket-send-buffer",
+        "16384",
+        "--send-stall-secs",
+        "2",
+    ]);
+    let token = token("ada", "acme-stall");
+    let api = Api::new(&server, &token);
+    let session = api.create_session().await;
+    let mut reader = connect(&server, &session.id, 0, &token).await;
+    let mut stalled = connect_with_small_buffer(&server, &session.id, &token).await;
+    read_until(&mut stalled, |frame| {
+        matches!(frame, ServerFrame::ReplayDone(_))
+    })
+    .await;
+
+    // Far more than the stalled client's buffers hold.
+    let words: Vec<String> = (1..=3000).map(|word| format!("w{word}")).collect();
+    let prompt = format!("[[delay:0]] [[say:{}]]", words.join(" "));
+    api.prompt(&session.id, "prm_flood", &prompt).await;
+    // The stalled client keeps pinging, so it is alive, while it takes nothing.
+    let pinger = tokio::spawn(async move {
+        use futures::SinkExt;
+        loop {
+            let ping = tokio_tungstenite::tungstenite::Message::Ping(Vec::new().into());
+            if stalled.send(ping).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    // The reading client gets the whole turn, then sees the stalled one leave.
+    let mut frames = read_until(&mut reader, |frame| is_turn_end(frame, "prm_flood")).await;
+    let mut peak = 0;
+    let mut left = |frame: &ServerFrame| match frame {
+        ServerFrame::Presence(presence) => {
+            peak = peak.max(presence.connections.len());
+            peak == 2 && presence.connections.len() == 1
+        }
+        _ => false,
+    };
+    if !frames.iter().any(|(_, frame)| left(frame)) {
+        frames.extend(read_until(&mut reader, left).await);
+    }
+    assert_eq!(peak, 2, "control: both clients were connected");
+    let deltas = frames
+        .iter()
+        .filter(|(_, frame)| {
+            matches!(
+                event_of(frame).map(|envelope| &envelope.event),
+                Some(Event::TextDelta(_))
+            )
+        })
+        .count();
+    assert_eq!(deltas, 3000, "the reading client got every delta");
+    pinger.abort();
 }

@@ -33,6 +33,9 @@ pub struct AppState {
     pub shutting_down: watch::Receiver<bool>,
     /// The model proxy, whose counters `/metrics` adds.
     pub model_proxy: Option<Arc<ModelProxy>>,
+    /// How long a socket may take to take what is sent to it before it is closed as a slow
+    /// consumer, even if it pings.
+    pub send_stall: std::time::Duration,
 }
 
 /// The largest HTTP body accepted (prompts with images included).

@@ -124,6 +124,7 @@ async fn run(
         subscription,
         direct,
         state.shutting_down.clone(),
+        state.send_stall,
     ));
     let liveness = state.gateway.config().heartbeat_interval * 3;
     loop {
@@ -301,6 +302,7 @@ async fn write(
     mut subscription: Subscription,
     mut direct: mpsc::Receiver<Outgoing>,
     mut shutting_down: tokio::sync::watch::Receiver<bool>,
+    send_stall: Duration,
 ) {
     // The subscription's first frame is the welcome, the first frame of every connection: no
     // answer to a client frame goes before it.
@@ -312,11 +314,11 @@ async fn write(
             outgoing = direct.recv(), if welcomed => match outgoing {
                 None => return,
                 Some(Outgoing::Close(code, reason)) => break (code, reason),
-                Some(frame) => {
-                    if sink.send(to_message(&frame)).await.is_err() {
-                        return;
-                    }
-                }
+                Some(frame) => match tokio::time::timeout(send_stall, sink.send(to_message(&frame))).await {
+                    Err(_) => break (1013, "slow_consumer"),
+                    Ok(Err(_)) => return,
+                    Ok(Ok(())) => {}
+                },
             },
             frame = subscription.next() => match frame {
                 Err(SubscriptionEnded::SlowConsumer) => break (1013, "slow_consumer"),
@@ -335,9 +337,12 @@ async fn write(
                         }
                         sink.flush().await
                     };
+                    // A client that takes nothing is cut, whether it falls behind its send
+                    // budget (a busy session) or stalls one send (a quiet one).
                     tokio::select! {
                         sent = sent => if sent.is_err() { return },
                         () = subscription.overflowed() => break (1013, "slow_consumer"),
+                        () = tokio::time::sleep(send_stall) => break (1013, "slow_consumer"),
                     }
                 }
             },
