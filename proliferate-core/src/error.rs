@@ -52,6 +52,11 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// Whether the same call may succeed later without any change (a busy store).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(error) if error.is_transient())
+    }
+
     /// The protocol's machine code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -71,6 +76,7 @@ impl GatewayError {
             }
             Self::Sandbox(SandboxError::InvalidSessionId(_)) => ErrorCode::BadRequest,
             Self::Sandbox(_) => ErrorCode::SandboxError,
+            Self::Store(error) if error.is_transient() => ErrorCode::Unavailable,
             Self::Store(_) => ErrorCode::Internal,
             Self::Unavailable(_) => ErrorCode::Unavailable,
         }

@@ -79,6 +79,9 @@ struct Hub {
     pause_waiters: Vec<Reply<SessionInfo>>,
     /// Permission requests whose answer is on its way to the agent.
     answering: HashSet<String>,
+    /// Set when the session is deleted, so its clients are told it ended rather than that its
+    /// hub stopped.
+    deleted: Arc<std::sync::atomic::AtomicBool>,
     queue: VecDeque<PromptRecord>,
     running: Option<Turn>,
     /// The messages of the last cancelled turn: their late output is not the next turn's.
@@ -135,6 +138,7 @@ pub(crate) async fn spawn(
         resume_waiters: Vec::new(),
         pause_waiters: Vec::new(),
         answering: HashSet::new(),
+        deleted: Arc::default(),
         queue,
         running: None,
         cancelled_messages: HashSet::new(),
@@ -172,6 +176,7 @@ pub(crate) async fn spawn(
     let handle = HubHandle {
         commands,
         session_id: session_id.into(),
+        deleted: hub.deleted.clone(),
     };
     tokio::spawn(hub.run(command_receiver, done_receiver));
     Ok(handle)
@@ -206,7 +211,11 @@ impl Hub {
             let flushed = self.flush().await;
             match (outcome, flushed) {
                 (Ok(true), Ok(())) => {}
-                (Ok(false), Ok(())) => break,
+                (Ok(false), _) => break,
+                // A busy store: what could not be written waits for the next flush.
+                (Err(error), _) | (_, Err(error)) if error.is_transient() => {
+                    tracing::warn!(session_id, error = %error, "the store is busy; retrying");
+                }
                 (Err(error), _) | (_, Err(error)) => {
                     tracing::error!(session_id, error = %error, "hub stopped on an error");
                     break;
@@ -287,10 +296,16 @@ impl Hub {
             return Ok(());
         }
         let events = std::mem::take(&mut self.unpersisted);
-        self.services
+        if let Err(error) = self
+            .services
             .log
             .append(&self.record.info.id, &events)
-            .await?;
+            .await
+        {
+            // Kept, in order, for the next flush: nothing is published before it is durable.
+            self.unpersisted = events;
+            return Err(error.into());
+        }
         self.services.metrics.events_appended(events.len());
         for event in events {
             self.publish(&Frame {
@@ -340,7 +355,11 @@ impl Hub {
     // ----- timers ---------------------------------------------------------------------------
 
     fn next_deadline(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(3600);
+        // Events the store refused are retried every second.
+        let far = match self.unpersisted.is_empty() {
+            true => Instant::now() + Duration::from_secs(3600),
+            false => Instant::now() + Duration::from_secs(1),
+        };
         let idle = self
             .idle_since
             .map(|since| since + self.services.config.idle_grace);

@@ -105,6 +105,7 @@ pub(crate) enum Command {
 pub(crate) struct HubHandle {
     commands: mpsc::Sender<Command>,
     pub(crate) session_id: Arc<str>,
+    deleted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HubHandle {
@@ -138,6 +139,15 @@ impl HubHandle {
         let (done, finished) = oneshot::channel();
         if self.commands.send(Command::Shutdown(done)).await.is_ok() {
             let _ = finished.await;
+        }
+    }
+
+    /// Why a connection to this hub ends now that the hub is gone: the session was deleted, or
+    /// the hub stopped (shutdown, a store fault) while the session lives on.
+    pub fn ending(&self) -> SubscriptionEnded {
+        match self.deleted.load(std::sync::atomic::Ordering::SeqCst) {
+            true => SubscriptionEnded::SessionEnded,
+            false => SubscriptionEnded::Interrupted,
         }
     }
 

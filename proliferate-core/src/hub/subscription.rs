@@ -22,9 +22,13 @@ pub enum SubscriptionEnded {
     /// The connection fell behind its send budget; close it with 1013.
     #[error("slow consumer: the connection fell behind its send budget")]
     SlowConsumer,
-    /// The session was deleted or its hub stopped.
+    /// The session was deleted.
     #[error("the session ended")]
     SessionEnded,
+    /// The session's hub stopped while the session lives on (a shutdown, a store fault);
+    /// reconnecting resumes it.
+    #[error("the session's stream was interrupted")]
+    Interrupted,
     /// The backlog could not be read.
     #[error("reading the backlog failed: {0}")]
     Replay(String),
@@ -162,7 +166,7 @@ impl Subscription {
             .hub
             .ask(Command::Transcript)
             .await
-            .map_err(|_| SubscriptionEnded::SessionEnded)?;
+            .map_err(|_| self.hub.ending())?;
         self.last_sent = transcript.through_seq;
         self.backlog.push_back(encode(&ServerFrame::Reset(Reset {
             reason: reason.into(),
@@ -213,7 +217,7 @@ impl Subscription {
                 return Err(if self.overflow_fired {
                     SubscriptionEnded::SlowConsumer
                 } else {
-                    SubscriptionEnded::SessionEnded
+                    self.hub.ending()
                 });
             };
             if frame.seq == 0 || frame.seq > self.last_sent {

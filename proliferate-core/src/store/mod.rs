@@ -111,6 +111,22 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the store may answer if asked again: it is busy (another writer holds its lock),
+    /// or could not be reached in time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => true,
+            // SQLite's BUSY and LOCKED, and their extended codes.
+            Self::Database(sqlx::Error::Database(error)) => error
+                .code()
+                .and_then(|code| code.parse::<u32>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+            _ => false,
+        }
+    }
+}
+
 /// A unique key for a creation request, and a digest of the request it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey {

@@ -323,6 +323,7 @@ async fn write(
             frame = subscription.next() => match frame {
                 Err(SubscriptionEnded::SlowConsumer) => break (1013, "slow_consumer"),
                 Err(SubscriptionEnded::SessionEnded) => break (1000, "session_ended"),
+                Err(SubscriptionEnded::Interrupted) => break (1011, "interrupted"),
                 Err(SubscriptionEnded::Replay(error)) => {
                     tracing::error!(error, "replay failed");
                     break (1011, "internal");

@@ -109,6 +109,8 @@ impl Hub {
                     Ok(())
                 }
                 .await;
+                self.deleted
+                    .store(answer.is_ok(), std::sync::atomic::Ordering::SeqCst);
                 let _ = reply.send(answer);
                 return Ok(false);
             }
