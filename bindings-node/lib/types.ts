@@ -375,6 +375,14 @@ export interface Reset {
   [field: string]: unknown;
 }
 
+/** Body of `POST /v1/tokens/revoke`: the id of the tokens to stop. */
+export interface RevokeTokenRequest {
+  /** The token's `jti` claim. */
+  jti: string;
+  /** Fields this version does not know, kept as sent. */
+  [field: string]: unknown;
+}
+
 /** Who wrote a message. */
 export type Role = "user" | "assistant";
 

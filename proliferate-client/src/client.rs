@@ -364,6 +364,16 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>, &[]).await
     }
 
+    /// Revokes the organisation's tokens whose `jti` is `jti`, for good; needs the `admin` scope.
+    pub async fn revoke_token(&self, jti: &str) -> Result<(), ClientError> {
+        let body = RevokeTokenRequest {
+            jti: jti.to_owned(),
+            ..Default::default()
+        };
+        self.call(Method::POST, "/v1/tokens/revoke", Some(&body), &[])
+            .await
+    }
+
     /// Opens a live connection to a session, replaying from `options.after_seq`; it reconnects
     /// by itself and never yields a seq twice.
     pub fn connect(&self, session_id: &str, options: ConnectionOptions) -> Connection {

@@ -4,7 +4,7 @@
 //! compares the principal's organisation (and session restriction) with the session's on every
 //! access.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,7 +44,14 @@ pub struct Authenticator {
     user_secret: Vec<u8>,
     service_secret: Vec<u8>,
     sandbox_tokens: Arc<Mutex<HashMap<String, SandboxToken>>>,
+    max_lifetime: Duration,
+    /// Revoked token ids, each with the organisation whose tokens it stops.
+    revoked: Arc<Mutex<HashSet<(String, String)>>>,
 }
+
+/// The longest a user or service token may be valid, from issue to expiry, unless the server
+/// sets another maximum.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What the gateway keeps of a sandbox token: its digest and the end of its lease.
 #[derive(Debug, Clone, Copy)]
@@ -83,7 +90,28 @@ impl Authenticator {
             user_secret: user_secret.into(),
             service_secret: service_secret.into(),
             sandbox_tokens: Arc::default(),
+            max_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+            revoked: Arc::default(),
         }
+    }
+
+    /// Refuses tokens valid for longer than `lifetime` from their issue.
+    pub fn with_max_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = lifetime;
+        self
+    }
+
+    /// The longest a token may be valid.
+    pub fn max_token_lifetime(&self) -> Duration {
+        self.max_lifetime
+    }
+
+    /// Stops `organization_id`'s tokens whose `jti` is `jti`.
+    pub fn revoke(&self, jti: &str, organization_id: &str) {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert((jti.to_owned(), organization_id.to_owned()));
     }
 
     /// A signed user token.
@@ -178,6 +206,20 @@ impl Authenticator {
         let claims = decoded.claims;
         if claims.kind == PrincipalKind::Sandbox {
             return Err(GatewayError::Unauthenticated("invalid token".into()));
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime.as_secs() as i64 {
+            return Err(GatewayError::Unauthenticated(format!(
+                "the token is valid for longer than this server allows ({} s)",
+                self.max_lifetime.as_secs()
+            )));
+        }
+        let revoked = (self.revoked.lock())
+            .unwrap_or_else(|poison| poison.into_inner())
+            .contains(&(claims.jti.clone(), claims.org.clone()));
+        if revoked {
+            return Err(GatewayError::Unauthenticated(
+                "the token was revoked".into(),
+            ));
         }
         Ok(Principal {
             subject: claims.sub,

@@ -114,6 +114,9 @@ pub struct ServeArgs {
     /// 1013, even if it pings.
     #[arg(long, env = "PROLIFERATE_SEND_STALL_SECS", default_value_t = 30)]
     pub send_stall_secs: u64,
+    /// The longest a user or service token may be valid, from issue to expiry, in seconds.
+    #[arg(long, env = "PROLIFERATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 7 * 24 * 3600)]
+    pub max_token_lifetime_secs: u64,
     /// The most prompts a session holds waiting their turn.
     #[arg(long, env = "PROLIFERATE_MAX_QUEUED_PROMPTS", default_value_t = 100)]
     pub max_queued_prompts: usize,

@@ -98,7 +98,8 @@ impl Server {
     pub async fn start(args: &ServeArgs) -> Result<Self, ServeError> {
         let data_dir = args.data_dir();
         secrets::private_folder(&data_dir)?;
-        let authenticator = authenticator(&data_dir)?;
+        let authenticator = authenticator(&data_dir)?
+            .with_max_token_lifetime(Duration::from_secs(args.max_token_lifetime_secs.max(1)));
         let json = |name: &str, text: &str| {
             serde_json::from_str::<serde_json::Value>(text)
                 .map_err(|error| ServeError::Config(format!("{name} is not JSON: {error}")))

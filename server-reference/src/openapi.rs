@@ -136,6 +136,14 @@ const ROUTES: &[Route] = &[
         Some("UsageReport"),
     ),
     Route(
+        "post",
+        "/v1/tokens/revoke",
+        "Revoke the organisation's tokens with this jti (admin)",
+        Some("RevokeTokenRequest"),
+        204,
+        None,
+    ),
+    Route(
         "get",
         "/v1/sessions/{id}/ws",
         "Stream events and send prompts over a WebSocket (an upgrade; frames in docs/protocol.md)",

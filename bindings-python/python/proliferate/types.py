@@ -416,6 +416,15 @@ class Reset:
     """Fields this version does not know, kept as sent."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class RevokeTokenRequest:
+    """Body of `POST /v1/tokens/revoke`: the id of the tokens to stop."""
+    jti: str
+    """The token's `jti` claim."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, kept as sent."""
+
+
 Role = Literal['user', 'assistant']
 """Who wrote a message."""
 

@@ -108,6 +108,9 @@ impl Gateway {
             }),
             hubs: Arc::default(),
         };
+        for revoked in gateway.services.store.revoked_tokens(now_millis()).await? {
+            (gateway.services.authenticator).revoke(&revoked.jti, &revoked.organization_id);
+        }
         for record in gateway.services.store.live_sessions().await? {
             gateway.hub(&record.info.id).await?;
         }
@@ -213,6 +216,32 @@ impl Gateway {
             )));
         }
         Ok(record)
+    }
+
+    /// Revokes the caller's organisation's tokens whose id is `jti`, for good: the revocation is
+    /// stored, and kept until every such token has expired. Needs the `admin` scope.
+    pub async fn revoke_token(&self, principal: &Principal, jti: &str) -> Result<(), GatewayError> {
+        if !has_scope(principal, Scope::Admin) || principal.kind == PrincipalKind::Sandbox {
+            return Err(GatewayError::Forbidden(
+                "revoking tokens needs the admin scope".into(),
+            ));
+        }
+        if jti.is_empty() || jti.len() > 128 {
+            return Err(GatewayError::BadRequest(
+                "jti must be 1 to 128 characters".into(),
+            ));
+        }
+        let authenticator = &self.services.authenticator;
+        let lifetime = authenticator.max_token_lifetime().as_millis() as i64;
+        let revoked = crate::store::RevokedToken {
+            jti: jti.to_owned(),
+            organization_id: principal.organization_id.clone(),
+            expires_at: now_millis().saturating_add(lifetime),
+        };
+        self.services.store.revoke_token(&revoked).await?;
+        authenticator.revoke(jti, &principal.organization_id);
+        tracing::info!(user_id = %principal.subject, org_id = %principal.organization_id, "token revoked");
+        Ok(())
     }
 
     /// Fails when the store does not answer.

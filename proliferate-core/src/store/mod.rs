@@ -187,6 +187,24 @@ pub trait MetadataStore: Send + Sync {
 
     /// A snapshot by id.
     async fn snapshot(&self, snapshot_id: &str) -> Result<Option<SnapshotRecord>, StoreError>;
+
+    /// Records a revoked token.
+    async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError>;
+
+    /// The tokens revoked that could still be valid at `now` (milliseconds since the epoch).
+    async fn revoked_tokens(&self, now: i64) -> Result<Vec<RevokedToken>, StoreError>;
+}
+
+/// A token an organisation's admin revoked before it expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    /// The token's `jti`.
+    pub jti: String,
+    /// The organisation whose tokens with this id no longer work.
+    pub organization_id: String,
+    /// When every token with this id has expired anyway (milliseconds since the epoch), so the
+    /// revocation can be forgotten.
+    pub expires_at: i64,
 }
 
 /// The ordered event log. One writer per session (the hub) assigns the seqs.

@@ -70,6 +70,14 @@ CREATE TABLE model_usage (
 CREATE INDEX model_usage_by_organization ON model_usage (organization_id, at);
 CREATE INDEX model_usage_by_session ON model_usage (session_id, at);
 "#,
+    r#"
+CREATE TABLE revoked_tokens (
+    jti TEXT NOT NULL,
+    organization_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (jti, organization_id)
+);
+"#,
 ];
 
 /// Metadata and the event log in one SQLite database.
@@ -389,6 +397,38 @@ impl MetadataStore for SqliteStore {
             })
         })
         .transpose()
+    }
+
+    async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, organization_id, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (jti, organization_id) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(&token.jti)
+        .bind(&token.organization_id)
+        .bind(token.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn revoked_tokens(&self, now: i64) -> Result<Vec<RevokedToken>, StoreError> {
+        sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        let rows = sqlx::query("SELECT jti, organization_id, expires_at FROM revoked_tokens")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RevokedToken {
+                    jti: row.try_get("jti")?,
+                    organization_id: row.try_get("organization_id")?,
+                    expires_at: row.try_get("expires_at")?,
+                })
+            })
+            .collect()
     }
 }
 

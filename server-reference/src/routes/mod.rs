@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}/transcript", get(sessions::transcript))
         .route("/v1/sessions/{id}/usage", get(sessions::usage))
         .route("/v1/usage", get(sessions::organization_usage))
+        .route("/v1/tokens/revoke", post(sessions::revoke_token))
         .route("/v1/sessions/{id}/ws", get(socket::upgrade))
         .route("/v1/sessions/{id}/agent", any(proxy::forward_root))
         .route("/v1/sessions/{id}/agent/{*path}", any(proxy::forward))

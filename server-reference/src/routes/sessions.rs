@@ -238,6 +238,19 @@ pub struct UsageQuery {
     to: Option<i64>,
 }
 
+/// `POST /v1/tokens/revoke`
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<RevokeTokenRequest>,
+) -> Answer<StatusCode> {
+    state
+        .gateway
+        .revoke_token(&caller.principal, &request.jti)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /v1/usage`
 pub async fn organization_usage(
     State(state): State<AppState>,

@@ -45,6 +45,16 @@ pub struct SessionList {
     pub next_cursor: Option<String>,
 }
 
+/// Body of `POST /v1/tokens/revoke`: the id of the tokens to stop.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct RevokeTokenRequest {
+    /// The token's `jti` claim.
+    pub jti: String,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// Body of `POST /v1/sessions/{id}/messages`: the same admission path as a WebSocket `prompt`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct SendMessageRequest {

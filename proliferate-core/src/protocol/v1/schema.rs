@@ -30,6 +30,7 @@ pub fn wire_schema() -> Value {
     add::<SnapshotInfo>(&mut generator, &mut roots);
     add::<Transcript>(&mut generator, &mut roots);
     add::<UsageReport>(&mut generator, &mut roots);
+    add::<RevokeTokenRequest>(&mut generator, &mut roots);
     add::<Health>(&mut generator, &mut roots);
     add::<Problem>(&mut generator, &mut roots);
     add::<TokenClaims>(&mut generator, &mut roots);
