@@ -34,6 +34,9 @@ pub enum GatewayError {
     /// A limit of the server is reached.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The cursor is older than what the log retains.
+    #[error("{0}")]
+    CursorExpired(String),
     /// The lifecycle forbids this transition.
     #[error(transparent)]
     Transition(#[from] ForbiddenTransition),
@@ -68,6 +71,7 @@ impl GatewayError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) | Self::Transition(_) => ErrorCode::Conflict,
             Self::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            Self::CursorExpired(_) => ErrorCode::CursorExpired,
             Self::Store(StoreError::IdempotencyConflict) => ErrorCode::Conflict,
             Self::Store(StoreError::NotFound(_)) => ErrorCode::NotFound,
             Self::Agent(_) => ErrorCode::AgentError,

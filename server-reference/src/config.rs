@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// The longest a user or service token may be valid, from issue to expiry, in seconds.
     #[arg(long, env = "PROLIFERATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 7 * 24 * 3600)]
     pub max_token_lifetime_secs: u64,
+    /// How many of a session's newest events its log keeps (older ones are dropped, the
+    /// transcript kept); every event when unset.
+    #[arg(long, env = "PROLIFERATE_RETAINED_EVENTS")]
+    pub retained_events: Option<u64>,
     /// The most prompts a session holds waiting their turn.
     #[arg(long, env = "PROLIFERATE_MAX_QUEUED_PROMPTS", default_value_t = 100)]
     pub max_queued_prompts: usize,
@@ -210,6 +214,7 @@ impl ServeArgs {
             permission_default: self.permission_default,
             idle_grace: Duration::from_secs(self.idle_grace_secs),
             max_queued_prompts: self.max_queued_prompts,
+            retained_events: self.retained_events.map(|count| count.max(1)),
             ..HubConfig::default()
         }
     }

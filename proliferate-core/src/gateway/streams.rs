@@ -24,6 +24,14 @@ impl Gateway {
     ) -> Result<EventPage, GatewayError> {
         let after_seq = cursor(after_seq)?;
         let record = self.access(principal, session_id, Scope::Read).await?;
+        if let Some((earliest, _)) = self.services.log.bounds(session_id).await?
+            && after_seq + 1 < earliest
+        {
+            return Err(GatewayError::CursorExpired(format!(
+                "events before seq {earliest} are no longer kept; read the transcript, then \
+                 follow from its through_seq"
+            )));
+        }
         let stored = self
             .services
             .log

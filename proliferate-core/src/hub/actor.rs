@@ -82,6 +82,8 @@ struct Hub {
     /// Set when the session is deleted, so its clients are told it ended rather than that its
     /// hub stopped.
     deleted: Arc<std::sync::atomic::AtomicBool>,
+    /// The oldest seq the log still holds.
+    earliest_retained: u64,
     queue: VecDeque<PromptRecord>,
     running: Option<Turn>,
     /// The messages of the last cancelled turn: their late output is not the next turn's.
@@ -97,7 +99,15 @@ pub(crate) async fn spawn(
     record: SessionRecord,
 ) -> Result<HubHandle, GatewayError> {
     let session_id = record.info.id.clone();
-    let mut reducer = TranscriptReducer::new(&session_id);
+    // A compacted log starts from the transcript kept in place of its dropped events.
+    let mut reducer = match services.log.compacted(&session_id).await? {
+        Some(transcript) => TranscriptReducer::resume(transcript),
+        None => TranscriptReducer::new(&session_id),
+    };
+    let earliest_retained = match services.log.bounds(&session_id).await? {
+        Some((earliest, _)) => earliest,
+        None => reducer.transcript().through_seq + 1,
+    };
     loop {
         let page = services
             .log
@@ -139,6 +149,7 @@ pub(crate) async fn spawn(
         pause_waiters: Vec::new(),
         answering: HashSet::new(),
         deleted: Arc::default(),
+        earliest_retained,
         queue,
         running: None,
         cancelled_messages: HashSet::new(),
@@ -313,6 +324,25 @@ impl Hub {
                 bytes: event.frame,
             });
         }
+        self.compact_if_due().await
+    }
+
+    /// Keeps the newest `retained_events` of the log, once it holds a quarter more: the older
+    /// ones go, with the transcript (folded through the head) kept in their place.
+    async fn compact_if_due(&mut self) -> Result<(), GatewayError> {
+        let Some(retained) = self.services.config.retained_events else {
+            return Ok(());
+        };
+        let slack = (retained / 4).max(1);
+        if self.head_seq < self.earliest_retained + retained + slack {
+            return Ok(());
+        }
+        let through_seq = self.head_seq - retained;
+        self.services
+            .log
+            .compact(&self.record.info.id, through_seq, self.reducer.transcript())
+            .await?;
+        self.earliest_retained = through_seq + 1;
         Ok(())
     }
 

@@ -49,6 +49,9 @@ pub struct HubConfig {
     pub max_prompt_bytes: usize,
     /// The most prompts a session holds waiting their turn; more get `limit_exceeded`.
     pub max_queued_prompts: usize,
+    /// How many of a session's newest events its log keeps; older ones are dropped, with the
+    /// transcript kept in their place. `None` keeps every event.
+    pub retained_events: Option<u64>,
 }
 
 impl HubConfig {
@@ -69,6 +72,7 @@ impl Default for HubConfig {
             cancel_grace: Duration::from_secs(10),
             max_prompt_bytes: 256 * 1024,
             max_queued_prompts: 100,
+            retained_events: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 pub use sqlite::SqliteStore;
 
 use crate::protocol::v1::{
-    PromptAdmission, Sender, SessionInfo, SnapshotInfo, TokenUsage, UsageReport,
+    PromptAdmission, Sender, SessionInfo, SnapshotInfo, TokenUsage, Transcript, UsageReport,
 };
 
 /// A session as stored: what clients see, plus what only the engine needs.
@@ -223,6 +223,18 @@ pub trait EventLog: Send + Sync {
 
     /// The oldest and newest seq retained, or `None` for an empty log.
     async fn bounds(&self, session_id: &str) -> Result<Option<(u64, u64)>, StoreError>;
+
+    /// Drops the events through `through_seq` and keeps `transcript` (the session folded at
+    /// least that far) in their place, in one transaction.
+    async fn compact(
+        &self,
+        session_id: &str,
+        through_seq: u64,
+        transcript: &Transcript,
+    ) -> Result<(), StoreError>;
+
+    /// The transcript the last compaction kept, if the log was ever compacted.
+    async fn compacted(&self, session_id: &str) -> Result<Option<Transcript>, StoreError>;
 }
 
 /// One model request as the model proxy metered it.

@@ -77,6 +77,10 @@ CREATE TABLE revoked_tokens (
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (jti, organization_id)
 );
+CREATE TABLE compacted_transcripts (
+    session_id TEXT PRIMARY KEY,
+    transcript TEXT NOT NULL
+);
 "#,
 ];
 
@@ -290,7 +294,12 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {
         let mut transaction = self.pool.begin().await?;
-        for table in ["events", "prompts", "idempotency_keys"] {
+        for table in [
+            "events",
+            "prompts",
+            "idempotency_keys",
+            "compacted_transcripts",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ?"))
                 .bind(session_id)
                 .execute(&mut *transaction)
@@ -484,6 +493,40 @@ impl EventLog for SqliteStore {
         Ok(first
             .zip(last)
             .map(|(first, last)| (first as u64, last as u64)))
+    }
+
+    async fn compact(
+        &self,
+        session_id: &str,
+        through_seq: u64,
+        transcript: &Transcript,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(transcript).map_err(corrupt)?;
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO compacted_transcripts (session_id, transcript) VALUES (?, ?) \
+             ON CONFLICT (session_id) DO UPDATE SET transcript = excluded.transcript",
+        )
+        .bind(session_id)
+        .bind(text)
+        .execute(&mut *transaction)
+        .await?;
+        sqlx::query("DELETE FROM events WHERE session_id = ? AND seq <= ?")
+            .bind(session_id)
+            .bind(through_seq as i64)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn compacted(&self, session_id: &str) -> Result<Option<Transcript>, StoreError> {
+        let row = sqlx::query("SELECT transcript FROM compacted_transcripts WHERE session_id = ?")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| serde_json::from_str(row.try_get("transcript")?).map_err(corrupt))
+            .transpose()
     }
 }
 
