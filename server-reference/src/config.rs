@@ -121,6 +121,9 @@ pub struct ServeArgs {
     /// transcript kept); every event when unset.
     #[arg(long, env = "PROLIFERATE_RETAINED_EVENTS")]
     pub retained_events: Option<u64>,
+    /// The most sessions of one organisation whose sandboxes run at once; no cap when unset.
+    #[arg(long, env = "PROLIFERATE_MAX_LIVE_SESSIONS_PER_ORGANIZATION")]
+    pub max_live_sessions_per_organization: Option<usize>,
     /// The most prompts a session holds waiting their turn.
     #[arg(long, env = "PROLIFERATE_MAX_QUEUED_PROMPTS", default_value_t = 100)]
     pub max_queued_prompts: usize,
@@ -215,6 +218,7 @@ impl ServeArgs {
             idle_grace: Duration::from_secs(self.idle_grace_secs),
             max_queued_prompts: self.max_queued_prompts,
             retained_events: self.retained_events.map(|count| count.max(1)),
+            max_live_sessions_per_organization: self.max_live_sessions_per_organization,
             ..HubConfig::default()
         }
     }

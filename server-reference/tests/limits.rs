@@ -135,3 +135,45 @@ async fn a_client_that_pings_but_takes_nothing_is_cut_after_the_send_stall_timeo
     assert_eq!(deltas, 3000, "the reading client got every delta");
     pinger.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_runs_at_most_its_share_of_live_sessions() {
+    let server = TestServer::start(&["--max-live-sessions-per-organization", "1"]);
+    let api = Api::new(&server, &token("ada", "acme-cap"));
+    let create = || {
+        api.call(
+            Method::POST,
+            "/v1/sessions",
+            Some(json!({"title": "capped"})),
+        )
+    };
+    let first = api.create_session().await;
+    api.wait_for_status(&first.id, SessionStatus::Running).await;
+    let (status, problem) = create().await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (429, &json!("limit_exceeded")),
+        "{problem}"
+    );
+    let elsewhere = Api::new(&server, &token("eve", "elsewhere-cap"));
+    elsewhere.create_session().await;
+
+    // A paused session frees its place; the other then holds it.
+    let lifecycle = |session_id: &str, action: &str| {
+        let path = format!("/v1/sessions/{session_id}/{action}");
+        let api = &api;
+        async move { api.call(Method::POST, &path, None).await }
+    };
+    assert_eq!(lifecycle(&first.id, "pause").await.0, 200);
+    let (status, second) = create().await;
+    assert_eq!(status, 201, "control: a place is free again: {second}");
+    let second: SessionInfo = serde_json::from_value(second).unwrap();
+    api.wait_for_status(&second.id, SessionStatus::Running)
+        .await;
+    let (status, problem) = lifecycle(&first.id, "resume").await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (429, &json!("limit_exceeded")),
+        "{problem}"
+    );
+}

@@ -39,6 +39,51 @@ pub(crate) struct Services {
     pub isolation: String,
     pub authenticator: Authenticator,
     pub usage: Arc<dyn UsageLedger>,
+    pub live: LiveSessions,
+}
+
+/// The sessions whose sandbox is up or starting, by organisation, against the cap of
+/// [`HubConfig::max_live_sessions_per_organization`].
+#[derive(Default)]
+pub(crate) struct LiveSessions(
+    std::sync::Mutex<HashMap<String, std::collections::HashSet<String>>>,
+);
+
+impl LiveSessions {
+    fn organizations(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, std::collections::HashSet<String>>> {
+        self.0.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// How many sessions of `organization_id` are live.
+    pub fn count(&self, organization_id: &str) -> usize {
+        self.organizations()
+            .get(organization_id)
+            .map_or(0, |live| live.len())
+    }
+
+    /// Counts `session_id` live, unless its organisation already has `cap` others live.
+    pub fn claim(&self, organization_id: &str, session_id: &str, cap: Option<usize>) -> bool {
+        let mut organizations = self.organizations();
+        let live = organizations.entry(organization_id.to_owned()).or_default();
+        if live.contains(session_id) || cap.is_none_or(|cap| live.len() < cap) {
+            live.insert(session_id.to_owned());
+            return true;
+        }
+        false
+    }
+
+    /// `session_id` is no longer live.
+    pub fn release(&self, organization_id: &str, session_id: &str) {
+        let mut organizations = self.organizations();
+        if let Some(live) = organizations.get_mut(organization_id) {
+            live.remove(session_id);
+            if live.is_empty() {
+                organizations.remove(organization_id);
+            }
+        }
+    }
 }
 
 /// The parts a gateway is built from.
@@ -105,6 +150,7 @@ impl Gateway {
                 isolation: parts.isolation,
                 authenticator: parts.authenticator,
                 usage: parts.usage,
+                live: LiveSessions::default(),
             }),
             hubs: Arc::default(),
         };

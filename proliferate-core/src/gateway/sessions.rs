@@ -46,6 +46,15 @@ impl Gateway {
             },
             None => self.services.driver.default_model(),
         };
+        let cap = self.services.config.max_live_sessions_per_organization;
+        if let Some(cap) = cap
+            && idempotency_key.is_none()
+            && self.services.live.count(&principal.organization_id) >= cap
+        {
+            return Err(GatewayError::LimitExceeded(format!(
+                "the organisation already runs {cap} sessions, its limit; pause one first"
+            )));
+        }
         let idempotency = idempotency_key.map(|key| IdempotencyKey {
             key,
             request_digest: hex::encode(Sha256::digest(

@@ -49,6 +49,9 @@ pub struct HubConfig {
     pub max_prompt_bytes: usize,
     /// The most prompts a session holds waiting their turn; more get `limit_exceeded`.
     pub max_queued_prompts: usize,
+    /// The most sessions of one organisation whose sandboxes run at once; one more is
+    /// `limit_exceeded`. `None` sets no cap.
+    pub max_live_sessions_per_organization: Option<usize>,
     /// How many of a session's newest events its log keeps; older ones are dropped, with the
     /// transcript kept in their place. `None` keeps every event.
     pub retained_events: Option<u64>,
@@ -73,6 +76,7 @@ impl Default for HubConfig {
             max_prompt_bytes: 256 * 1024,
             max_queued_prompts: 100,
             retained_events: None,
+            max_live_sessions_per_organization: None,
         }
     }
 }

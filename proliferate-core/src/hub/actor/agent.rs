@@ -13,7 +13,19 @@ impl Hub {
             SessionStatus::Paused | SessionStatus::Failed => SessionStatus::Resuming,
             _ => return Ok(()),
         };
-        self.set_status(next, "requested").await?;
+        let (organization_id, session_id) =
+            (&self.record.info.organization_id, &self.record.info.id);
+        let cap = self.services.config.max_live_sessions_per_organization;
+        if !self.services.live.claim(organization_id, session_id, cap) {
+            return Err(GatewayError::LimitExceeded(format!(
+                "the organisation already runs {} sessions, its limit; pause one first",
+                cap.unwrap_or_default()
+            )));
+        }
+        if let Err(error) = self.set_status(next, "requested").await {
+            self.agent_down();
+            return Err(error);
+        }
         self.agent = Agent::Booting;
         let services = self.services.clone();
         let spec = crate::sandbox::SandboxSpec {
@@ -149,6 +161,8 @@ impl Hub {
     pub(super) fn agent_down(&mut self) {
         self.updates = None;
         self.agent = Agent::Down;
+        let info = &self.record.info;
+        self.services.live.release(&info.organization_id, &info.id);
         self.services
             .authenticator
             .revoke_sandbox_token(&self.record.info.id);

@@ -18,7 +18,13 @@ impl Hub {
                     head_seq: self.head_seq,
                     status: self.record.info.status,
                 }));
-                self.ensure_agent().await?;
+                // A client may watch a session its organisation has no room to run.
+                match self.ensure_agent().await {
+                    Err(GatewayError::LimitExceeded(reason)) => {
+                        tracing::info!(session_id = %self.record.info.id, reason, "not resumed on connect");
+                    }
+                    other => other?,
+                }
             }
             Command::Boot(reply) => {
                 let answer = self.ensure_agent().await;

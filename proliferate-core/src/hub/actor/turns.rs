@@ -155,7 +155,19 @@ impl Hub {
     pub(super) async fn advance(&mut self) -> Result<(), GatewayError> {
         while self.running.is_none() && !self.queue.is_empty() {
             let control = match &self.agent {
-                Agent::Down => return self.ensure_agent().await,
+                Agent::Down => {
+                    // The prompts wait, and everyone is told why.
+                    if let Err(GatewayError::LimitExceeded(reason)) = self.ensure_agent().await {
+                        let prompt_id = self.queue.front().map(|prompt| prompt.prompt_id.clone());
+                        self.append(Event::AgentError(AgentError {
+                            kind: "limit_exceeded".into(),
+                            message: reason,
+                            prompt_id,
+                            ..Default::default()
+                        }));
+                    }
+                    return Ok(());
+                }
                 Agent::Booting => return Ok(()),
                 Agent::Up(control) => control.clone(),
             };
