@@ -100,6 +100,12 @@ async fn turn(api: &Api, session_id: &str, prompt_id: &str) -> Vec<Event> {
     );
 }
 
+/// Whether the agent said `text` in `log`.
+fn says(log: &[Event], text: &str) -> bool {
+    log.iter()
+        .any(|event| matches!(event, Event::TextCompleted(said) if said.text.contains(text)))
+}
+
 fn errors(log: &[Event]) -> Vec<&AgentError> {
     log.iter()
         .filter_map(|event| match event {
@@ -160,11 +166,7 @@ async fn a_turn_runs_through_the_proxy_and_the_key_stays_in_the_gateway() {
         .await;
     let log = turn(&api, &session.id, "prm_1").await;
     assert!(errors(&log).is_empty(), "{log:#?}");
-    assert!(
-        log.iter().any(|event| matches!(event,
-            Event::TextCompleted(text) if text.text.contains("answered through the proxy"))),
-        "{log:#?}"
-    );
+    assert!(says(&log, "answered through the proxy"), "{log:#?}");
     assert!(
         rig.model.reported().completion_tokens > 0,
         "the provider answered, so it got its key"
@@ -427,8 +429,7 @@ async fn a_provider_gone_silent_mid_stream_is_given_up_on_and_clients_are_told()
         .await;
     let log = turn(&api, &session.id, "prm_after").await;
     assert!(
-        log.iter().any(|event| matches!(event,
-            Event::TextCompleted(text) if text.text.contains("answered again"))),
+        says(&log, "answered again"),
         "the session stays usable: {log:#?}"
     );
 }
@@ -528,11 +529,7 @@ async fn an_agent_holding_its_token_reaches_only_allowed_models_and_only_through
         .await;
     let log = turn(&api, &session.id, "prm_later").await;
     assert!(errors(&log).is_empty(), "{log:#?}");
-    assert!(
-        log.iter().any(|event| matches!(event,
-            Event::TextCompleted(text) if text.text.contains("still served"))),
-        "{log:#?}"
-    );
+    assert!(says(&log, "still served"), "{log:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -691,11 +688,7 @@ async fn an_anthropic_messages_provider_works_through_the_proxy_with_an_organisa
     api.prompt(&session.id, "prm_1", "hello").await;
     let log = turn(&api, &session.id, "prm_1").await;
     assert!(errors(&log).is_empty(), "{log:#?}");
-    assert!(
-        log.iter().any(|event| matches!(event,
-            Event::TextCompleted(text) if text.text.contains("anthropic says hi"))),
-        "{log:#?}"
-    );
+    assert!(says(&log, "anthropic says hi"), "{log:#?}");
     let (input, output) = *upstream.reported.lock().unwrap();
     assert!(
         input > 0,
