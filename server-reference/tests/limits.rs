@@ -60,14 +60,7 @@ async fn a_full_prompt_queue_refuses_new_prompts_but_not_retries() {
         (202, &json!(false)),
         "{admitted}"
     );
-    let (status, _) = api
-        .call(
-            Method::POST,
-            &format!("/v1/sessions/{}/cancel", session.id),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    api.cancel(&session.id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,8 +40,9 @@ async fn a_locked_store_answers_unavailable_and_loses_nothing_once_it_is_back() 
         .execute(&mut lock)
         .await
         .unwrap();
-    // Held past the store's busy timeout (5 s) while words keep coming: their writes fail.
-    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    // Held well past the store's busy timeout (5 s) while words keep coming: a write begun in
+    // its first ten seconds fails, however slowly the words come on a busy machine.
+    tokio::time::sleep(std::time::Duration::from_secs(15)).await;
 
     // While it is locked, admission cannot write its prompt: 503, retry later.
     let (status, problem) = api

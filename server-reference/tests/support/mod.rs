@@ -351,6 +351,19 @@ impl Api {
         serde_json::from_value(body).unwrap()
     }
 
+    /// Cancels the session's running turn; whether one ran.
+    pub async fn cancel(&self, session_id: &str) -> bool {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/sessions/{session_id}/cancel"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["cancelled"] == true
+    }
+
     pub async fn session(&self, session_id: &str) -> SessionInfo {
         let (status, body) = self
             .call(
