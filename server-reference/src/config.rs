@@ -124,6 +124,10 @@ pub struct ServeArgs {
     /// The most sessions of one organisation whose sandboxes run at once; no cap when unset.
     #[arg(long, env = "PROLIFERATE_MAX_LIVE_SESSIONS_PER_ORGANIZATION")]
     pub max_live_sessions_per_organization: Option<usize>,
+    /// The largest event a session records, in bytes of JSON; an agent's larger event has its
+    /// longest strings cut (at least 4096).
+    #[arg(long, env = "PROLIFERATE_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
+    pub max_event_bytes: usize,
     /// The most prompts a session holds waiting their turn.
     #[arg(long, env = "PROLIFERATE_MAX_QUEUED_PROMPTS", default_value_t = 100)]
     pub max_queued_prompts: usize,
@@ -217,6 +221,7 @@ impl ServeArgs {
             permission_default: self.permission_default,
             idle_grace: Duration::from_secs(self.idle_grace_secs),
             max_queued_prompts: self.max_queued_prompts,
+            max_event_bytes: self.max_event_bytes.max(4096),
             retained_events: self.retained_events.map(|count| count.max(1)),
             max_live_sessions_per_organization: self.max_live_sessions_per_organization,
             ..HubConfig::default()

@@ -170,3 +170,48 @@ async fn an_organisation_runs_at_most_its_share_of_live_sessions() {
         "{problem}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_event_past_the_size_limit_is_cut_and_a_small_one_is_not() {
+    let limit = 8192;
+    let server = TestServer::start(&["--max-event-bytes", "8192", "--heartbeat-secs", "60"]);
+    let token = token("ada", "acme-event-size");
+    let api = Api::new(&server, &token);
+    let session = api.create_session().await;
+    let mut socket = connect(&server, &session.id, 0, &token).await;
+    let tool_output = |frames: &[(String, ServerFrame)]| {
+        frames
+            .iter()
+            .find_map(
+                |(_, frame)| match event_of(frame).map(|envelope| &envelope.event) {
+                    Some(Event::ToolCompleted(tool)) => Some(tool.output.clone()),
+                    _ => None,
+                },
+            )
+            .expect("a completed tool call")
+    };
+
+    api.prompt(
+        &session.id,
+        "prm_big",
+        "[[bash:head -c 20000 /dev/zero | tr '\\0' a]]",
+    )
+    .await;
+    let frames = read_until(&mut socket, |frame| is_turn_end(frame, "prm_big")).await;
+    let largest = frames.iter().map(|(text, _)| text.len()).max().unwrap_or(0);
+    assert!(
+        largest <= limit,
+        "a frame of {largest} bytes passed the limit"
+    );
+    let output = tool_output(&frames);
+    assert!(
+        output.starts_with("aaaa") && output.ends_with(proliferate_core::hub::fit::CUT_MARK),
+        "{output}"
+    );
+
+    // Control: a small output arrives whole.
+    api.prompt(&session.id, "prm_small", "[[bash:echo small-output]]")
+        .await;
+    let frames = read_until(&mut socket, |frame| is_turn_end(frame, "prm_small")).await;
+    assert_eq!(tool_output(&frames).trim(), "small-output");
+}

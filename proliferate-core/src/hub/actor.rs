@@ -27,6 +27,8 @@ mod turns;
 
 /// Events read per page while the hub rebuilds its transcript at start-up.
 const PAGE: u32 = 1000;
+/// Room for an event's envelope (session, seq, time) within the event size limit.
+const ENVELOPE_BYTES: usize = 256;
 
 struct Turn {
     prompt_id: String,
@@ -287,18 +289,28 @@ impl Hub {
     /// Numbers an event and stages it; [`Hub::flush`] persists, then broadcasts.
     pub(super) fn append(&mut self, event: Event) {
         self.head_seq += 1;
-        let envelope = EventEnvelope {
+        let mut frame = ServerFrame::Event(EventEnvelope {
             session_id: self.record.info.id.clone(),
             seq: self.head_seq,
             timestamp: now_millis(),
             event,
             extra: Extra::new(),
-        };
-        self.reducer.apply(&envelope);
-        let frame = serde_json::to_vec(&ServerFrame::Event(envelope)).unwrap_or_default();
+        });
+        let mut bytes = serde_json::to_vec(&frame).unwrap_or_default();
+        let limit = self.services.config.max_event_bytes;
+        if let ServerFrame::Event(envelope) = &mut frame
+            && bytes.len() > limit
+        {
+            let room = limit.saturating_sub(ENVELOPE_BYTES);
+            envelope.event = super::fit::fit(envelope.event.clone(), room);
+            bytes = serde_json::to_vec(&frame).unwrap_or_default();
+        }
+        if let ServerFrame::Event(envelope) = &frame {
+            self.reducer.apply(envelope);
+        }
         self.unpersisted.push(StoredEvent {
             seq: self.head_seq,
-            frame: Bytes::from(frame),
+            frame: Bytes::from(bytes),
         });
     }
 

@@ -8,6 +8,7 @@
 
 mod actor;
 mod fanout;
+pub mod fit;
 mod subscription;
 
 use std::sync::Arc;
@@ -55,6 +56,9 @@ pub struct HubConfig {
     /// How many of a session's newest events its log keeps; older ones are dropped, with the
     /// transcript kept in their place. `None` keeps every event.
     pub retained_events: Option<u64>,
+    /// The largest event recorded, in bytes of JSON; an agent's larger event has its longest
+    /// strings cut ([`fit::fit`]).
+    pub max_event_bytes: usize,
 }
 
 impl HubConfig {
@@ -76,6 +80,7 @@ impl Default for HubConfig {
             max_prompt_bytes: 256 * 1024,
             max_queued_prompts: 100,
             retained_events: None,
+            max_event_bytes: 1024 * 1024,
             max_live_sessions_per_organization: None,
         }
     }

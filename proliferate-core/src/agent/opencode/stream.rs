@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use eventsource_stream::{Event as SseMessage, EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 use serde_json::Value;
@@ -14,8 +15,22 @@ use super::translate::Translator;
 use crate::agent::{AgentUpdate, DriverError};
 use crate::sandbox::AgentEndpoint;
 
-type Messages =
-    Pin<Box<dyn Stream<Item = Result<SseMessage, EventStreamError<reqwest::Error>>> + Send>>;
+type Messages = Pin<Box<dyn Stream<Item = Result<SseMessage, EventStreamError<ReadError>>> + Send>>;
+
+/// The largest single message read from the agent's event stream; a larger one ends the stream,
+/// which is then reopened, so an agent cannot make the gateway buffer without bound.
+pub const MAX_AGENT_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Why reading the agent's event stream failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReadError {
+    /// The connection failed.
+    #[error("{0}")]
+    Transport(#[from] reqwest::Error),
+    /// One message grew past [`MAX_AGENT_MESSAGE_BYTES`].
+    #[error("a message of the agent's event stream passed {0} bytes")]
+    Oversized(usize),
+}
 
 /// Delays between reconnect attempts; after the last, the agent is reported lost.
 const RECONNECT_DELAYS: [Duration; 4] = [
@@ -43,7 +58,8 @@ pub(super) async fn subscribe(
             message: "GET /event".into(),
         });
     }
-    let mut messages: Messages = Box::pin(response.bytes_stream().eventsource());
+    let bytes = bounded(response.bytes_stream(), MAX_AGENT_MESSAGE_BYTES);
+    let mut messages: Messages = Box::pin(bytes.eventsource());
     match tokio::time::timeout(heartbeat_timeout, messages.next()).await {
         Ok(Some(Ok(_))) => Ok(messages),
         Ok(Some(Err(error))) => Err(DriverError::Protocol(error.to_string())),
@@ -109,6 +125,33 @@ pub(super) async fn run(
     }
 }
 
+/// Passes the stream's bytes on until one message (the bytes between blank lines) passes
+/// `limit`, then fails with [`ReadError::Oversized`].
+fn bounded(
+    bytes: impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+    limit: usize,
+) -> impl Stream<Item = Result<Bytes, ReadError>> + Send + 'static {
+    let (mut message_bytes, mut at_line_start) = (0usize, true);
+    bytes.map(move |chunk| {
+        let chunk = chunk?;
+        for &byte in chunk.iter() {
+            match byte {
+                b'\n' if at_line_start => message_bytes = 0,
+                b'\n' => at_line_start = true,
+                b'\r' => {}
+                _ => {
+                    at_line_start = false;
+                    message_bytes += 1;
+                }
+            }
+            if message_bytes > limit {
+                return Err(ReadError::Oversized(limit));
+            }
+        }
+        Ok(chunk)
+    })
+}
+
 async fn reconnect(
     agent: &AgentEndpoint,
     heartbeat_timeout: Duration,
@@ -122,4 +165,43 @@ async fn reconnect(
         }
     }
     Err(last_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read(chunks: &[&'static str], limit: usize) -> Vec<Result<Bytes, String>> {
+        let chunks = chunks
+            .iter()
+            .map(|chunk| Ok(Bytes::from_static(chunk.as_bytes())));
+        bounded(futures::stream::iter(chunks.collect::<Vec<_>>()), limit)
+            .map(|chunk| chunk.map_err(|error| error.to_string()))
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn messages_within_the_limit_pass_whatever_their_line_endings() {
+        let read = read(
+            &["data: 12345\n\n", "data: 1234", "5\r\n\r\ndata: 67890\n\n"],
+            11,
+        )
+        .await;
+        assert!(read.iter().all(Result::is_ok), "{read:?}");
+    }
+
+    #[tokio::test]
+    async fn a_message_past_the_limit_ends_the_stream_even_when_split_across_reads() {
+        let read = read(
+            &["data: 12345\n\n", "data: 1234", "5678\n", "data: 9\n\n"],
+            11,
+        )
+        .await;
+        assert!(read[0].is_ok() && read[1].is_ok());
+        assert_eq!(
+            read[2].as_ref().unwrap_err(),
+            "a message of the agent's event stream passed 11 bytes"
+        );
+    }
 }
