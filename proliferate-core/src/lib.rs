@@ -24,6 +24,8 @@ pub mod hub;
 #[cfg(feature = "engine")]
 pub mod metrics;
 #[cfg(feature = "engine")]
+pub mod quota;
+#[cfg(feature = "engine")]
 pub mod sandbox;
 #[cfg(feature = "engine")]
 pub mod session;

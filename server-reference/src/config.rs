@@ -10,6 +10,7 @@ use proliferate_core::hub::HubConfig;
 use proliferate_core::protocol::v1::{PermissionDecision, SandboxLimits};
 use proliferate_core::sandbox::IsolationMode;
 
+use crate::ConnectionLimits;
 use crate::model_proxy::OrganizationKeys;
 use crate::model_proxy::policy::{Budget, ModelPolicy};
 
@@ -138,6 +139,32 @@ pub struct ServeArgs {
     /// holds is bounded by the send budget plus this [default: the kernel's autotuning].
     #[arg(long, env = "PROLIFERATE_SOCKET_SEND_BUFFER")]
     pub socket_send_buffer: Option<usize>,
+    /// The most connections open at once; one more is answered 503 and closed.
+    #[arg(long, env = "PROLIFERATE_MAX_CONNECTIONS", default_value_t = 16384)]
+    pub max_connections: usize,
+    /// The most connections one address holds open at once; one more is answered 429 and
+    /// closed. Behind a reverse proxy every client shares the proxy's address: raise it there.
+    #[arg(
+        long,
+        env = "PROLIFERATE_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 1024
+    )]
+    pub max_connections_per_address: usize,
+    /// The most streams (WebSocket and SSE) one organisation holds open at once.
+    #[arg(
+        long,
+        env = "PROLIFERATE_MAX_CONNECTIONS_PER_ORGANIZATION",
+        default_value_t = 4096
+    )]
+    pub max_connections_per_organization: usize,
+    /// Seconds a client may take to send a request's headers; a kept-alive connection that
+    /// starts no request within it is closed.
+    #[arg(
+        long,
+        env = "PROLIFERATE_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub header_read_timeout_secs: u64,
 }
 
 fn parse_isolation(text: &str) -> Result<IsolationMode, String> {
@@ -212,6 +239,16 @@ impl ServeArgs {
         serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
     }
 
+    /// Limits of the accept loop.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            total: self.max_connections.max(1),
+            per_address: self.max_connections_per_address.max(1),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            send_buffer: self.socket_send_buffer,
+        }
+    }
+
     /// Hub tunables.
     pub fn hub(&self) -> HubConfig {
         HubConfig {
@@ -224,6 +261,7 @@ impl ServeArgs {
             max_event_bytes: self.max_event_bytes.max(4096),
             retained_events: self.retained_events.map(|count| count.max(1)),
             max_live_sessions_per_organization: self.max_live_sessions_per_organization,
+            max_connections_per_organization: Some(self.max_connections_per_organization.max(1)),
             ..HubConfig::default()
         }
     }

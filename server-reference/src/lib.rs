@@ -12,6 +12,7 @@ mod openapi;
 mod problem;
 mod routes;
 mod secrets;
+mod serve;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,6 +30,7 @@ use tokio::sync::watch;
 pub use config::ServeArgs;
 pub use observability::init_logging;
 pub use routes::{AppState, router};
+pub use serve::{ConnectionLimits, ReadAllowance};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +91,7 @@ pub struct Server {
     pub address: SocketAddr,
     gateway: Gateway,
     shutting_down: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<()>,
     _model: Option<ScriptedModel>,
 }
 
@@ -159,13 +161,6 @@ impl Server {
         model_proxy.attach(Arc::new(gateway.clone()));
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let address = listener.local_addr()?;
-        let send_buffer = args.socket_send_buffer;
-        let listener = axum::serve::ListenerExt::tap_io(listener, move |stream| {
-            let _ = stream.set_nodelay(true);
-            if let Some(bytes) = send_buffer {
-                let _ = socket2::SockRef::from(&*stream).set_send_buffer_size(bytes);
-            }
-        });
         let (shutting_down, watcher) = watch::channel(false);
         let app = router(AppState {
             gateway: gateway.clone(),
@@ -173,14 +168,12 @@ impl Server {
             model_proxy: Some(model_proxy),
             send_stall: Duration::from_secs(args.send_stall_secs.max(1)),
         });
-        let mut stop = watcher;
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|down| *down).await;
-                })
-                .await
-        });
+        let task = tokio::spawn(serve::serve(
+            listener,
+            app,
+            args.connection_limits(),
+            watcher,
+        ));
         Ok(Self {
             address,
             gateway,

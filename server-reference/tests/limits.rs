@@ -6,7 +6,12 @@ mod support;
 use proliferate_core::protocol::v1::*;
 use reqwest::Method;
 use serde_json::json;
+use std::time::Duration;
+
+use futures::SinkExt;
 use support::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_prompt_queue_refuses_new_prompts_but_not_retries() {
@@ -214,4 +219,231 @@ async fn an_agent_event_past_the_size_limit_is_cut_and_a_small_one_is_not() {
         .await;
     let frames = read_until(&mut socket, |frame| is_turn_end(frame, "prm_small")).await;
     assert_eq!(tool_output(&frames).trim(), "small-output");
+}
+
+/// A raw connection to the server from `source`, a loopback address, that sends nothing yet.
+async fn open_from(server: &TestServer, source: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let address = server.base.trim_start_matches("http://").parse().unwrap();
+    socket.connect(address).await.expect("the server accepts")
+}
+
+/// Sends a health check on `stream` and returns the status line of its answer.
+async fn health_on(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: gateway\r\n\r\n")
+        .await
+        .unwrap();
+    first_line(stream).await
+}
+
+/// The first line the server sends on `stream` (empty if it closes without a word).
+async fn first_line(stream: &mut TcpStream) -> String {
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(stream);
+    tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut line))
+        .await
+        .expect("an answer")
+        .unwrap_or_default();
+    line
+}
+
+/// Everything the server sends on `stream` until it closes it.
+async fn until_closed(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .unwrap_or_default();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limits_are_refused_and_their_places_come_back() {
+    let server = TestServer::start(&[
+        "--max-connections",
+        "5",
+        "--max-connections-per-address",
+        "3",
+    ]);
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        first.push(open_from(&server, "127.0.0.1").await);
+    }
+    let answer = until_closed(&mut open_from(&server, "127.0.0.1").await).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 429") && answer.contains(r#""code":"limit_exceeded""#),
+        "{answer}"
+    );
+
+    // Another address has places of its own, up to the server's total.
+    let mut second = [
+        open_from(&server, "127.0.0.2").await,
+        open_from(&server, "127.0.0.2").await,
+    ];
+    assert!(health_on(&mut second[0]).await.starts_with("HTTP/1.1 200"));
+    let answer = until_closed(&mut open_from(&server, "127.0.0.3").await).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains(r#""code":"unavailable""#),
+        "{answer}"
+    );
+
+    // Control: closed connections give their places back.
+    drop(first);
+    drop(second);
+    let mut served = false;
+    for _ in 0..100 {
+        if health_on(&mut open_from(&server, "127.0.0.1").await)
+            .await
+            .starts_with("HTTP/1.1 200")
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the places of closed connections came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_half_a_request_or_nothing_is_closed_after_the_header_read_timeout() {
+    let server = TestServer::start(&["--header-read-timeout-secs", "2"]);
+    let started = std::time::Instant::now();
+    let mut half = open_from(&server, "127.0.0.1").await;
+    half.write_all(b"GET /healthz HTTP/1.1\r\nhost: gateway\r\n")
+        .await
+        .unwrap();
+    let mut silent = open_from(&server, "127.0.0.1").await;
+    let mut kept_alive = open_from(&server, "127.0.0.1").await;
+    assert!(health_on(&mut kept_alive).await.starts_with("HTTP/1.1 200"));
+
+    for stream in [&mut half, &mut silent, &mut kept_alive] {
+        let answer = until_closed(stream).await;
+        assert!(!answer.contains("200 OK"), "{answer}");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not before the timeout"
+    );
+
+    // Control: a request sent whole within the timeout is answered.
+    let mut whole = open_from(&server, "127.0.0.1").await;
+    assert!(health_on(&mut whole).await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_holds_at_most_its_share_of_open_streams() {
+    let server = TestServer::start(&["--max-connections-per-organization", "2"]);
+    let acme = token("ada", "acme-streams");
+    let api = Api::new(&server, &acme);
+    let session = api.create_session().await;
+    let mut open = vec![
+        connect(&server, &session.id, 0, &acme).await,
+        connect(&server, &session.id, 0, &acme).await,
+    ];
+    for socket in &mut open {
+        let Received::Frame(_, welcome) = receive(socket, Duration::from_secs(30)).await else {
+            panic!("a welcome");
+        };
+        assert!(matches!(*welcome, ServerFrame::Welcome(_)));
+    }
+
+    let mut third = connect(&server, &session.id, 0, &acme).await;
+    let Received::Frame(_, refusal) = receive(&mut third, Duration::from_secs(30)).await else {
+        panic!("an error frame");
+    };
+    assert!(
+        matches!(&*refusal, ServerFrame::Error(error) if error.code == ErrorCode::LimitExceeded),
+        "{refusal:?}"
+    );
+    let Received::Closed(Some(close)) = receive(&mut third, Duration::from_secs(30)).await else {
+        panic!("a close");
+    };
+    assert_eq!(
+        (u16::from(close.code), close.reason.as_str()),
+        (1013, "limit_exceeded")
+    );
+    let sse = api
+        .http
+        .get(format!("{}/v1/sessions/{}/events", api.base, session.id))
+        .bearer_auth(&acme)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        sse.status(),
+        429,
+        "an event stream over HTTP is refused too"
+    );
+
+    // Control: another organisation is unaffected, and a closed stream frees its place.
+    let globex = token("grace", "globex-streams");
+    let other = Api::new(&server, &globex).create_session().await;
+    let mut theirs = connect(&server, &other.id, 0, &globex).await;
+    assert!(matches!(
+        receive(&mut theirs, Duration::from_secs(30)).await,
+        Received::Frame(_, frame) if matches!(*frame, ServerFrame::Welcome(_))
+    ));
+    drop(open.pop());
+    let mut welcomed = false;
+    for _ in 0..100 {
+        let mut again = connect(&server, &session.id, 0, &acme).await;
+        if let Received::Frame(_, frame) = receive(&mut again, Duration::from_secs(30)).await
+            && matches!(*frame, ServerFrame::Welcome(_))
+        {
+            welcomed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(welcomed, "a closed stream's place came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_may_send_little_before_it_authenticates_and_much_after() {
+    let server = TestServer::start(&["--heartbeat-secs", "60"]);
+    let token = token("ada", "acme-preauth");
+    let session = Api::new(&server, &token).create_session().await;
+    let url = server.websocket_url(&session.id, 0);
+
+    // A megabyte in place of the auth frame: the server stops reading at 64 KiB and says so (a
+    // frame it had read whole would be `unauthenticated`: not an auth frame).
+    let (mut attacker, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let _ = attacker
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            "x".repeat(1 << 20),
+        ))
+        .await;
+    let answer = receive(&mut attacker, Duration::from_secs(30)).await;
+    assert!(
+        matches!(&answer, Received::Frame(_, frame)
+            if matches!(&**frame, ServerFrame::Error(error) if error.code == ErrorCode::PayloadTooLarge)),
+        "{answer:?}"
+    );
+
+    // Control: an auth frame first, then a prompt of 200 KiB, far past what was allowed before.
+    let (mut browser, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    send(&mut browser, json!({"type": "auth", "token": token})).await;
+    let content = format!("[[say:done]] {}", "y".repeat(200 * 1024));
+    send(
+        &mut browser,
+        json!({"type": "prompt", "prompt_id": "prm_large", "content": content}),
+    )
+    .await;
+    let frames = read_until(&mut browser, |frame| {
+        matches!(frame, ServerFrame::PromptAdmitted(admitted) if admitted.prompt_id == "prm_large")
+            || matches!(frame, ServerFrame::Error(_))
+    })
+    .await;
+    assert!(
+        matches!(frames.last(), Some((_, ServerFrame::PromptAdmitted(_)))),
+        "{:?}",
+        frames.last()
+    );
 }

@@ -40,6 +40,8 @@ pub(crate) struct Services {
     pub authenticator: Authenticator,
     pub usage: Arc<dyn UsageLedger>,
     pub live: LiveSessions,
+    /// Open streams (WebSocket and SSE) by organisation.
+    pub connections: crate::quota::Quota<String>,
 }
 
 /// The sessions whose sandbox is up or starting, by organisation, against the cap of
@@ -151,6 +153,7 @@ impl Gateway {
                 authenticator: parts.authenticator,
                 usage: parts.usage,
                 live: LiveSessions::default(),
+                connections: Default::default(),
             }),
             hubs: Arc::default(),
         };

@@ -75,6 +75,15 @@ impl Gateway {
     ) -> Result<Subscription, GatewayError> {
         let after_seq = cursor(after_seq)?;
         let record = self.access(principal, session_id, Scope::Read).await?;
+        let cap = self.services.config.max_connections_per_organization;
+        let place = (self.services.connections)
+            .try_take(&record.info.organization_id, cap)
+            .ok_or_else(|| {
+                GatewayError::LimitExceeded(format!(
+                    "the organisation already holds {} open streams, its limit; close one first",
+                    cap.unwrap_or_default()
+                ))
+            })?;
         let hub = self.hub(session_id).await?;
         let connection_id = format!("con_{}", uuid::Uuid::now_v7().simple());
         let presence = PresenceEntry {
@@ -103,6 +112,7 @@ impl Gateway {
             attached.outlet,
             self.services.log.clone(),
             hub,
+            place,
         ))
     }
 

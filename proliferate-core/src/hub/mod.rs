@@ -53,6 +53,9 @@ pub struct HubConfig {
     /// The most sessions of one organisation whose sandboxes run at once; one more is
     /// `limit_exceeded`. `None` sets no cap.
     pub max_live_sessions_per_organization: Option<usize>,
+    /// The most streams (WebSocket and SSE) one organisation holds open at once; one more is
+    /// `limit_exceeded`. `None` sets no cap.
+    pub max_connections_per_organization: Option<usize>,
     /// How many of a session's newest events its log keeps; older ones are dropped, with the
     /// transcript kept in their place. `None` keeps every event.
     pub retained_events: Option<u64>,
@@ -82,6 +85,7 @@ impl Default for HubConfig {
             retained_events: None,
             max_event_bytes: 1024 * 1024,
             max_live_sessions_per_organization: None,
+            max_connections_per_organization: None,
         }
     }
 }

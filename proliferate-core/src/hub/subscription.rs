@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use super::{Command, HubHandle, Outlet};
 use crate::protocol::v1::{ReplayDone, Reset, ServerFrame, Welcome};
+use crate::quota::QuotaPermit;
 use crate::store::EventLog;
 
 /// Events read from the store per page of replay.
@@ -54,6 +55,8 @@ pub struct Subscription {
     log: Arc<dyn EventLog>,
     hub: HubHandle,
     connection_id: String,
+    /// This connection's place among its organisation's open streams.
+    _place: QuotaPermit<String>,
 }
 
 fn encode(frame: &ServerFrame) -> Bytes {
@@ -67,6 +70,7 @@ impl Subscription {
         outlet: Outlet,
         log: Arc<dyn EventLog>,
         hub: HubHandle,
+        place: QuotaPermit<String>,
     ) -> Self {
         Self {
             head_at_connect: welcome.head_seq,
@@ -79,6 +83,7 @@ impl Subscription {
             overflow_closed: false,
             log,
             hub,
+            _place: place,
         }
     }
 

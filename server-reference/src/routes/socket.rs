@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -22,11 +22,14 @@ use tokio::sync::mpsc;
 use super::{AppState, QueryParams, authenticate};
 use crate::credentials;
 use crate::problem::ApiError;
+use crate::serve::ReadAllowance;
 
 /// The largest client frame handled; larger ones get `payload_too_large`.
 const MAX_FRAME: usize = 1024 * 1024;
 /// How long a browser has to send its `auth` frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most a socket may send before its `auth` frame authenticates it.
+const AUTH_FRAME_BYTES: usize = 64 * 1024;
 /// How long a close frame may take to reach a client that reads slowly.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -68,6 +71,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     uri: Uri,
     QueryParams(query): QueryParams<SocketQuery>,
+    allowance: Option<Extension<ReadAllowance>>,
     socket: WebSocketUpgrade,
 ) -> Response {
     let principal = if credentials::token(&headers, uri.query()).is_some() {
@@ -81,9 +85,13 @@ pub async fn upgrade(
     } else {
         None
     };
+    let allowance = allowance.map(|Extension(allowance)| allowance);
+    if let Some(allowance) = allowance.as_ref().filter(|_| principal.is_none()) {
+        allowance.limit(AUTH_FRAME_BYTES);
+    }
     socket
         .max_message_size(16 * MAX_FRAME)
-        .on_upgrade(move |socket| run(state, socket, id, principal, query))
+        .on_upgrade(move |socket| run(state, socket, id, principal, allowance, query))
 }
 
 async fn run(
@@ -91,16 +99,21 @@ async fn run(
     socket: WebSocket,
     session_id: String,
     principal: Option<Principal>,
+    allowance: Option<ReadAllowance>,
     query: SocketQuery,
 ) {
     let (mut sink, mut stream) = socket.split();
     let principal = match principal {
         Some(principal) => principal,
         None => match first_frame_auth(&state, &mut stream, &session_id).await {
-            Ok(principal) => principal,
+            Ok(principal) => {
+                if let Some(allowance) = &allowance {
+                    allowance.lift();
+                }
+                principal
+            }
             Err(error) => {
-                let _ = sink.feed(to_message(&error_frame(&error, None))).await;
-                close(&mut sink, 1008, close_reason(&error)).await;
+                refuse(&mut sink, &error).await;
                 return;
             }
         },
@@ -112,8 +125,7 @@ async fn run(
     {
         Ok(subscription) => subscription,
         Err(error) => {
-            let _ = sink.feed(to_message(&error_frame(&error, None))).await;
-            close(&mut sink, 1008, close_reason(&error)).await;
+            refuse(&mut sink, &error).await;
             return;
         }
     };
@@ -173,8 +185,15 @@ async fn first_frame_auth(
     let message = tokio::time::timeout(AUTH_TIMEOUT, stream.next())
         .await
         .map_err(|_| missing())?;
-    let Some(Ok(Message::Text(text))) = message else {
-        return Err(missing());
+    let text = match message {
+        Some(Ok(Message::Text(text))) => text,
+        // The read allowance ran out before a whole frame arrived.
+        Some(Err(_)) => {
+            return Err(GatewayError::PayloadTooLarge(format!(
+                "send at most {AUTH_FRAME_BYTES} bytes before the auth frame"
+            )));
+        }
+        _ => return Err(missing()),
     };
     let Ok(ClientFrame::Auth(auth)) = serde_json::from_str::<ClientFrame>(&text) else {
         return Err(missing());
@@ -278,13 +297,20 @@ fn text_message(bytes: Bytes) -> Message {
     Message::Text(Utf8Bytes::try_from(bytes).unwrap_or_default())
 }
 
-fn close_reason(error: &GatewayError) -> &'static str {
-    match error.code() {
-        ErrorCode::TokenExpired => "token_expired",
-        ErrorCode::Forbidden => "forbidden",
-        ErrorCode::NotFound => "not_found",
-        _ => "unauthenticated",
-    }
+/// Sends the error, then closes: 1013 when a limit or a busy store refused the connection (retry
+/// later), 1008 when its token or session did.
+async fn refuse(sink: &mut SplitSink<WebSocket, Message>, error: &GatewayError) {
+    let _ = sink.feed(to_message(&error_frame(error, None))).await;
+    let (code, reason) = match error.code() {
+        ErrorCode::LimitExceeded => (1013, "limit_exceeded"),
+        ErrorCode::Unavailable => (1013, "unavailable"),
+        ErrorCode::TokenExpired => (1008, "token_expired"),
+        ErrorCode::Forbidden => (1008, "forbidden"),
+        ErrorCode::NotFound => (1008, "not_found"),
+        ErrorCode::PayloadTooLarge => (1008, "payload_too_large"),
+        _ => (1008, "unauthenticated"),
+    };
+    close(sink, code, reason).await;
 }
 
 async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &'static str) {
