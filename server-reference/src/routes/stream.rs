@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::StreamExt;
 use proliferate_core::protocol::v1::Principal;
 use serde::Deserialize;
 
@@ -54,9 +55,14 @@ pub async fn events(
         .gateway
         .connect(principal, session_id, after_seq, "sse")
         .await?;
+    let mut shutting_down = state.shutting_down.clone();
+    // A stopping server ends the stream, and the client resumes from its `Last-Event-ID`.
     let frames = futures::stream::unfold(subscription, |mut subscription| async move {
         let frame = subscription.next().await.ok()?;
         Some((Ok::<_, Infallible>(to_sse(&frame)), subscription))
+    })
+    .take_until(async move {
+        let _ = shutting_down.wait_for(|down| *down).await;
     });
     let mut response = Sse::new(frames)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
