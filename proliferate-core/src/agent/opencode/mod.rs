@@ -4,7 +4,7 @@
 //! `docs/agents/opencode.md` and lives in [`translate`].
 
 mod control;
-mod stream;
+pub mod stream;
 pub mod translate;
 
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
-//! OpenCode's `/event` stream: one subscription per session, a heartbeat watchdog, reconnects.
+//! OpenCode's `/event` stream: one subscription per session, a heartbeat watchdog, reconnects,
+//! and a bound on the size of each message read.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ pub const MAX_AGENT_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Why reading the agent's event stream failed.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ReadError {
+pub enum ReadError {
     /// The connection failed.
     #[error("{0}")]
     Transport(#[from] reqwest::Error),
@@ -127,10 +128,13 @@ pub(super) async fn run(
 
 /// Passes the stream's bytes on until one message (the bytes between blank lines) passes
 /// `limit`, then fails with [`ReadError::Oversized`].
-fn bounded(
-    bytes: impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+pub fn bounded<E>(
+    bytes: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
     limit: usize,
-) -> impl Stream<Item = Result<Bytes, ReadError>> + Send + 'static {
+) -> impl Stream<Item = Result<Bytes, ReadError>> + Send + 'static
+where
+    ReadError: From<E>,
+{
     let (mut message_bytes, mut at_line_start) = (0usize, true);
     bytes.map(move |chunk| {
         let chunk = chunk?;
@@ -174,7 +178,7 @@ mod tests {
     async fn read(chunks: &[&'static str], limit: usize) -> Vec<Result<Bytes, String>> {
         let chunks = chunks
             .iter()
-            .map(|chunk| Ok(Bytes::from_static(chunk.as_bytes())));
+            .map(|chunk| Ok::<_, ReadError>(Bytes::from_static(chunk.as_bytes())));
         bounded(futures::stream::iter(chunks.collect::<Vec<_>>()), limit)
             .map(|chunk| chunk.map_err(|error| error.to_string()))
             .collect()
