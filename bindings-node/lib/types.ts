@@ -577,10 +577,14 @@ export interface TodoUpdated {
 
 /** The claims of a Proliferate JWT (HS256), as `docs/protocol.md` section 12 lists them. */
 export interface TokenClaims {
+  /** Audience, one string; a server that sets one accepts only user tokens that name it. */
+  aud?: string | null;
   /** Expiry, seconds since the Unix epoch. */
   exp: number;
   /** Issue time, seconds since the Unix epoch. */
   iat: number;
+  /** Issuer; a server that sets one accepts only user tokens that name it. */
+  iss?: string | null;
   /** Token id. */
   jti: string;
   /** `user` or `service`. */

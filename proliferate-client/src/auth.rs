@@ -95,6 +95,8 @@ impl Auth {
                     iat: now,
                     exp: now + SERVICE_TOKEN_LIFETIME.as_secs() as i64,
                     jti: uuid::Uuid::new_v4().simple().to_string(),
+                    iss: None,
+                    aud: None,
                 };
                 jsonwebtoken::encode(
                     &Header::new(Algorithm::HS256),

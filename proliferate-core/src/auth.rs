@@ -35,6 +35,8 @@ pub fn claims(
         exp: now + lifetime.as_secs() as i64,
         iat: now,
         jti: uuid::Uuid::new_v4().simple().to_string(),
+        iss: None,
+        aud: None,
     }
 }
 
@@ -47,6 +49,10 @@ pub struct Authenticator {
     max_lifetime: Duration,
     /// Revoked token ids, each with the organisation whose tokens it stops.
     revoked: Arc<Mutex<HashSet<(String, String)>>>,
+    /// The `iss` user tokens must name, if set.
+    issuer: Option<String>,
+    /// The `aud` user tokens must name, if set.
+    audience: Option<String>,
 }
 
 /// The longest a user or service token may be valid, from issue to expiry, unless the server
@@ -92,7 +98,22 @@ impl Authenticator {
             sandbox_tokens: Arc::default(),
             max_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
             revoked: Arc::default(),
+            issuer: None,
+            audience: None,
         }
+    }
+
+    /// Accepts only user tokens whose `iss` is `issuer` and whose `aud` is `audience`, where
+    /// set; tokens this authenticator mints name them. Service tokens, which back ends sign with
+    /// the service secret, are not checked.
+    pub fn with_issuer_and_audience(
+        mut self,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Self {
+        self.issuer = issuer;
+        self.audience = audience;
+        self
     }
 
     /// Refuses tokens valid for longer than `lifetime` from their issue.
@@ -114,9 +135,15 @@ impl Authenticator {
             .insert((jti.to_owned(), organization_id.to_owned()));
     }
 
-    /// A signed user token.
+    /// A signed user token, naming this server's issuer and audience unless `claims` name
+    /// their own.
     pub fn mint(&self, claims: &Claims) -> String {
-        sign(&self.user_secret, claims)
+        let claims = Claims {
+            iss: claims.iss.clone().or_else(|| self.issuer.clone()),
+            aud: claims.aud.clone().or_else(|| self.audience.clone()),
+            ..claims.clone()
+        };
+        sign(&self.user_secret, &claims)
     }
 
     /// A signed service token (what a back end holding the service secret would make).
@@ -179,6 +206,17 @@ impl Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        let service_validation = validation.clone();
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        if let Some(audience) = &self.audience {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         let decoded = jsonwebtoken::decode::<Claims>(
             token,
             &DecodingKey::from_secret(&self.user_secret),
@@ -188,7 +226,7 @@ impl Authenticator {
             ErrorKind::InvalidSignature => jsonwebtoken::decode::<Claims>(
                 token,
                 &DecodingKey::from_secret(&self.service_secret),
-                &validation,
+                &service_validation,
             )
             .and_then(|decoded| {
                 if decoded.claims.kind == PrincipalKind::Service {
@@ -201,6 +239,12 @@ impl Authenticator {
         })
         .map_err(|error| match error.kind() {
             ErrorKind::ExpiredSignature => GatewayError::TokenExpired,
+            ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => GatewayError::Unauthenticated(
+                "the token's issuer or audience is not this server's".into(),
+            ),
+            ErrorKind::MissingRequiredClaim(claim) => {
+                GatewayError::Unauthenticated(format!("the token has no `{claim}`"))
+            }
             _ => GatewayError::Unauthenticated("invalid token".into()),
         })?;
         let claims = decoded.claims;
@@ -264,6 +308,56 @@ mod tests {
 
     fn verify(authenticator: &Authenticator, token: &str) -> Result<Principal, GatewayError> {
         authenticator.verify(token, Some("ses_1"))
+    }
+
+    #[test]
+    fn a_server_with_an_issuer_and_audience_accepts_only_user_tokens_that_name_them() {
+        let plain = Authenticator::new("user", "service");
+        let checking = Authenticator::new("user", "service")
+            .with_issuer_and_audience(Some("https://id.acme".into()), Some("gateway".into()));
+        let claims = claims("ada", "acme", &[Scope::Read], Duration::from_secs(60));
+        let named = |iss: Option<&str>, aud: Option<&str>| {
+            plain.mint(&Claims {
+                iss: iss.map(Into::into),
+                aud: aud.map(Into::into),
+                ..claims.clone()
+            })
+        };
+
+        assert_eq!(
+            checking
+                .verify(&checking.mint(&claims), None)
+                .unwrap()
+                .subject,
+            "ada",
+            "its own tokens name them"
+        );
+        assert!(
+            checking
+                .verify(&named(Some("https://id.acme"), Some("gateway")), None)
+                .is_ok()
+        );
+        for (iss, aud) in [
+            (None, None),
+            (Some("https://id.acme"), None),
+            (None, Some("gateway")),
+            (Some("https://evil"), Some("gateway")),
+            (Some("https://id.acme"), Some("another")),
+        ] {
+            let refused = checking.verify(&named(iss, aud), None);
+            assert!(
+                matches!(refused, Err(GatewayError::Unauthenticated(_))),
+                "{iss:?} {aud:?}: {refused:?}"
+            );
+        }
+        // Service tokens are the back ends' own, and are not checked.
+        assert!(
+            checking
+                .verify(&checking.mint_service(&claims), None)
+                .is_ok()
+        );
+        // A server that sets neither takes tokens without them.
+        assert!(plain.verify(&named(None, None), None).is_ok());
     }
 
     #[tokio::test(start_paused = true)]

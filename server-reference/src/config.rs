@@ -118,6 +118,12 @@ pub struct ServeArgs {
     /// The longest a user or service token may be valid, from issue to expiry, in seconds.
     #[arg(long, env = "PROLIFERATE_MAX_TOKEN_LIFETIME_SECS", default_value_t = 7 * 24 * 3600)]
     pub max_token_lifetime_secs: u64,
+    /// The `iss` every user token must name; not checked when unset.
+    #[arg(long, env = "PROLIFERATE_TOKEN_ISSUER")]
+    pub token_issuer: Option<String>,
+    /// The `aud` every user token must name; tokens naming an audience are refused when unset.
+    #[arg(long, env = "PROLIFERATE_TOKEN_AUDIENCE")]
+    pub token_audience: Option<String>,
     /// How many of a session's newest events its log keeps (older ones are dropped, the
     /// transcript kept); every event when unset.
     #[arg(long, env = "PROLIFERATE_RETAINED_EVENTS")]

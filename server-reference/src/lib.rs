@@ -85,6 +85,15 @@ pub fn authenticator(data_dir: &Path) -> Result<Authenticator, ServeError> {
     ))
 }
 
+impl ServeArgs {
+    /// The server's authenticator: its secrets ([`authenticator`]) and its token checks.
+    pub fn authenticator(&self) -> Result<Authenticator, ServeError> {
+        Ok(authenticator(&self.data_dir())?
+            .with_max_token_lifetime(Duration::from_secs(self.max_token_lifetime_secs.max(1)))
+            .with_issuer_and_audience(self.token_issuer.clone(), self.token_audience.clone()))
+    }
+}
+
 /// A running server.
 pub struct Server {
     /// Where it listens.
@@ -100,8 +109,7 @@ impl Server {
     pub async fn start(args: &ServeArgs) -> Result<Self, ServeError> {
         let data_dir = args.data_dir();
         secrets::private_folder(&data_dir)?;
-        let authenticator = authenticator(&data_dir)?
-            .with_max_token_lifetime(Duration::from_secs(args.max_token_lifetime_secs.max(1)));
+        let authenticator = args.authenticator()?;
         let json = |name: &str, text: &str| {
             serde_json::from_str::<serde_json::Value>(text)
                 .map_err(|error| ServeError::Config(format!("{name} is not JSON: {error}")))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use proliferate_core::auth::claims;
 use proliferate_core::protocol::v1::Scope;
-use server_reference::{ServeArgs, Server, authenticator, init_logging};
+use server_reference::{ServeArgs, Server, init_logging};
 
 #[derive(Parser)]
 #[command(
@@ -82,7 +82,7 @@ fn token(
         .map(|scope| serde_json::from_value::<Scope>(serde_json::Value::String(scope.clone())))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| "scopes are read, write and admin".to_owned())?;
-    let authenticator = authenticator(&args.data_dir()).map_err(|error| error.to_string())?;
+    let authenticator = args.authenticator().map_err(|error| error.to_string())?;
     let mut claims = claims(
         &subject,
         &organization,

@@ -636,10 +636,14 @@ class TodoUpdated:
 @dataclass(frozen=True, kw_only=True)
 class TokenClaims:
     """The claims of a Proliferate JWT (HS256), as `docs/protocol.md` section 12 lists them."""
+    aud: str | None = None
+    """Audience, one string; a server that sets one accepts only user tokens that name it."""
     exp: int
     """Expiry, seconds since the Unix epoch."""
     iat: int
     """Issue time, seconds since the Unix epoch."""
+    iss: str | None = None
+    """Issuer; a server that sets one accepts only user tokens that name it."""
     jti: str
     """Token id."""
     kind: PrincipalKind = 'user'

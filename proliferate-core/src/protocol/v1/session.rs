@@ -196,4 +196,10 @@ pub struct TokenClaims {
     pub iat: i64,
     /// Token id.
     pub jti: String,
+    /// Issuer; a server that sets one accepts only user tokens that name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience, one string; a server that sets one accepts only user tokens that name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
