@@ -250,11 +250,14 @@ fn spawn(launch: &Launch, data_dir: &Path, arguments: &[String], listen: &str) -
     }
     let mut child = command.spawn().expect("proliferate-server starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next().expect("a first line").expect("readable");
-    let base = line
-        .strip_prefix("proliferate-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    // Start-up may log (an orphaned agent stopped, say) before the server says where it listens.
+    let base = loop {
+        let line = lines.next().expect("a listening line").expect("readable");
+        if let Some(address) = line.strip_prefix("proliferate-server listening on ") {
+            break address.to_owned();
+        }
+        eprintln!("{line}");
+    };
     // The server logs JSON lines on stdout after its first line.
     let mut log = launch.log.as_ref().map(|path| {
         std::fs::OpenOptions::new()
