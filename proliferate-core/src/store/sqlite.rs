@@ -10,6 +10,10 @@ use sqlx::{Row, SqlitePool};
 
 use super::*;
 
+/// Write transactions take the write lock when they begin, so one that reads first waits out
+/// another writer (the busy timeout) instead of failing when its snapshot went stale.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -118,7 +122,7 @@ impl SqliteStore {
             .fetch_one(&mut *connection)
             .await?;
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-            let mut transaction = self.pool.begin().await?;
+            let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
             sqlx::raw_sql(migration).execute(&mut *transaction).await?;
             sqlx::raw_sql(&format!("PRAGMA user_version = {}", index + 1))
                 .execute(&mut *transaction)
@@ -169,7 +173,7 @@ impl MetadataStore for SqliteStore {
         record: &SessionRecord,
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<(SessionRecord, bool), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
         if let Some(key) = idempotency {
             let existing = sqlx::query(
                 "SELECT request_digest, session_id FROM idempotency_keys \
@@ -293,7 +297,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn delete_session(&self, session_id: &str) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
         for table in [
             "events",
             "prompts",
@@ -444,7 +448,7 @@ impl MetadataStore for SqliteStore {
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn append(&self, session_id: &str, events: &[StoredEvent]) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
         for event in events {
             sqlx::query("INSERT INTO events (session_id, seq, frame) VALUES (?, ?, ?)")
                 .bind(session_id)
@@ -502,7 +506,7 @@ impl EventLog for SqliteStore {
         transcript: &Transcript,
     ) -> Result<(), StoreError> {
         let text = serde_json::to_string(transcript).map_err(corrupt)?;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
         sqlx::query(
             "INSERT INTO compacted_transcripts (session_id, transcript) VALUES (?, ?) \
              ON CONFLICT (session_id) DO UPDATE SET transcript = excluded.transcript",
