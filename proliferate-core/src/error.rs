@@ -72,7 +72,9 @@ impl GatewayError {
             Self::Conflict(_) | Self::Transition(_) => ErrorCode::Conflict,
             Self::LimitExceeded(_) => ErrorCode::LimitExceeded,
             Self::CursorExpired(_) => ErrorCode::CursorExpired,
-            Self::Store(StoreError::IdempotencyConflict) => ErrorCode::Conflict,
+            Self::Store(StoreError::IdempotencyConflict | StoreError::Conflict(_)) => {
+                ErrorCode::Conflict
+            }
             Self::Store(StoreError::NotFound(_)) => ErrorCode::NotFound,
             Self::Agent(_) => ErrorCode::AgentError,
             Self::Sandbox(SandboxError::SnapshotNotFound(_) | SandboxError::NotFound(_)) => {

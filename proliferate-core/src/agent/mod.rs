@@ -5,6 +5,8 @@
 //! returns an [`AgentSession`], a control handle plus a pull-based stream of [`AgentUpdate`]s
 //! already translated into protocol v1 events.
 
+#[cfg(feature = "fakes")]
+pub mod fake;
 pub mod opencode;
 
 use std::sync::Arc;

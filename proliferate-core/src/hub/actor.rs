@@ -17,7 +17,7 @@ use crate::clock::now_millis;
 use crate::gateway::Services;
 use crate::protocol::v1::*;
 use crate::sandbox::{AgentEndpoint, Sandbox};
-use crate::session::status::check_transition;
+use crate::session::status::{agent_should_run, check_transition};
 use crate::store::{PromptRecord, PromptState, SessionRecord, SnapshotRecord, StoredEvent};
 use crate::transcript::TranscriptReducer;
 
@@ -175,13 +175,7 @@ pub(crate) async fn spawn(
             .set_prompt_state(&session_id, &prompt.prompt_id, PromptState::Done)
             .await?;
     }
-    if matches!(
-        hub.record.info.status,
-        SessionStatus::Starting
-            | SessionStatus::Running
-            | SessionStatus::Resuming
-            | SessionStatus::Pausing
-    ) {
+    if agent_should_run(hub.record.info.status) {
         hub.set_status(SessionStatus::Failed, "gateway_restarted")
             .await?;
     }

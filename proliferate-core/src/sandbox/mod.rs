@@ -8,6 +8,8 @@ mod channel;
 mod disk;
 mod egress;
 mod endpoint;
+#[cfg(feature = "fakes")]
+pub mod fake;
 pub mod helper;
 mod isolation;
 mod limits;

@@ -16,6 +16,12 @@ pub fn transition_allowed(from: SessionStatus, to: SessionStatus) -> bool {
     )
 }
 
+/// Whether a session in `status` should have its agent running (or on its way up or down), so a
+/// restarted gateway must recover it.
+pub fn agent_should_run(status: SessionStatus) -> bool {
+    matches!(status, Starting | Running | Resuming | Pausing)
+}
+
 /// A transition the lifecycle forbids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a session cannot go from {} to {}", from.as_str(), to.as_str())]

@@ -4,15 +4,18 @@
 //!
 //! The database holds metadata and the event log, never secrets.
 
+mod memory;
 mod sqlite;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 use crate::protocol::v1::{
-    PromptAdmission, Sender, SessionInfo, SnapshotInfo, TokenUsage, Transcript, UsageReport,
+    ModelUsage, PromptAdmission, Sender, SessionInfo, SnapshotInfo, TokenUsage, Transcript,
+    UsageReport,
 };
 
 /// A session as stored: what clients see, plus what only the engine needs.
@@ -105,10 +108,16 @@ pub enum StoreError {
     NotFound(String),
     /// The database failed.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A write collided with a record already there (an event's seq, a session's id).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The store could not be reached.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -116,13 +125,25 @@ impl StoreError {
     /// or could not be reached in time.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => true,
+            Self::Unavailable(_)
+            | Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => true,
             // SQLite's BUSY and LOCKED, and their extended codes.
             Self::Database(sqlx::Error::Database(error)) => error
                 .code()
                 .and_then(|code| code.parse::<u32>().ok())
                 .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
             _ => false,
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(database) if database.is_unique_violation() => {
+                Self::Conflict(database.message().to_owned())
+            }
+            _ => Self::Database(error),
         }
     }
 }

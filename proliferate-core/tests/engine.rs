@@ -1,0 +1,454 @@
+//! The engine on paused time: the gateway with an in-memory store, a fake provider and a fake
+//! agent, so every timer (permission timeout, cancel grace, idle pause, store retry) fires
+//! exactly when configured and nothing depends on how fast the machine is.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proliferate_core::agent::AgentUpdate;
+use proliferate_core::agent::fake::{AgentCall, FakeAgent, FakeDriver};
+use proliferate_core::auth::Authenticator;
+use proliferate_core::hub::{HubConfig, Subscription, SubscriptionEnded};
+use proliferate_core::protocol::v1::*;
+use proliferate_core::sandbox::fake::{FakeProvider, FakeSandboxState, Operation};
+use proliferate_core::store::{MemoryStore, MetadataStore};
+use proliferate_core::{Gateway, GatewayError, GatewayParts};
+
+/// Longer than any timer a test configures, so a wait that runs out means the event never came.
+const PATIENCE: Duration = Duration::from_secs(24 * 3600);
+
+struct Engine {
+    gateway: Gateway,
+    store: Arc<MemoryStore>,
+    provider: Arc<FakeProvider>,
+    driver: Arc<FakeDriver>,
+    who: Principal,
+}
+
+impl Engine {
+    async fn start(config: HubConfig) -> Self {
+        Self::on(Arc::new(MemoryStore::new()), FakeProvider::new(), config).await
+    }
+
+    /// A gateway over an existing store and provider, as after a restart.
+    async fn on(store: Arc<MemoryStore>, provider: Arc<FakeProvider>, config: HubConfig) -> Self {
+        let driver = FakeDriver::new();
+        let gateway = Gateway::start(GatewayParts {
+            store: store.clone(),
+            log: store.clone(),
+            usage: store.clone(),
+            provider: provider.clone(),
+            driver: driver.clone(),
+            isolation: "none".into(),
+            authenticator: Authenticator::new("user secret", "service secret"),
+            config,
+        })
+        .await
+        .unwrap();
+        let who = Principal {
+            subject: "ada".into(),
+            organization_id: "acme".into(),
+            scopes: vec![Scope::Read, Scope::Write],
+            kind: PrincipalKind::User,
+            session_id: None,
+        };
+        Self {
+            gateway,
+            store,
+            provider,
+            driver,
+            who,
+        }
+    }
+
+    async fn create(&self) -> SessionInfo {
+        let request = CreateSessionRequest::default();
+        let (session, _) = (self.gateway.create_session(&self.who, request, None).await).unwrap();
+        session
+    }
+
+    async fn connect(&self, session_id: &str, after_seq: u64) -> Subscription {
+        let connecting = self
+            .gateway
+            .connect(&self.who, session_id, after_seq, "test");
+        connecting.await.unwrap()
+    }
+
+    async fn prompt(&self, session_id: &str, text: &str) -> Result<PromptAdmission, GatewayError> {
+        let request = SendMessageRequest {
+            content: text.into(),
+            ..Default::default()
+        };
+        (self
+            .gateway
+            .send_prompt(&self.who, session_id, request, "test"))
+        .await
+    }
+
+    /// A running session, its agent, and a stream that has seen it start.
+    async fn running(&self) -> (SessionInfo, FakeAgent, Subscription) {
+        let session = self.create().await;
+        let mut stream = self.connect(&session.id, 0).await;
+        let agent = self.driver.next_agent().await.unwrap();
+        until(&mut stream, |event| {
+            matches!(event, Event::StatusChanged(changed) if changed.status == SessionStatus::Running)
+        })
+        .await;
+        (session, agent, stream)
+    }
+}
+
+/// The next frame of a stream, decoded.
+async fn next(stream: &mut Subscription) -> Result<ServerFrame, SubscriptionEnded> {
+    let bytes = tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .expect("a frame before the patience ran out")?;
+    Ok(serde_json::from_slice(&bytes).unwrap())
+}
+
+/// Reads events until one matches; returns every event read, the match last.
+async fn until(stream: &mut Subscription, wanted: impl Fn(&Event) -> bool) -> Vec<EventEnvelope> {
+    let mut seen = Vec::new();
+    loop {
+        if let ServerFrame::Event(envelope) = next(stream).await.unwrap() {
+            let found = wanted(&envelope.event);
+            seen.push(envelope);
+            if found {
+                return seen;
+            }
+        }
+    }
+}
+
+fn config() -> HubConfig {
+    HubConfig {
+        heartbeat_interval: Duration::from_secs(15),
+        permission_timeout: Duration::from_secs(60),
+        cancel_grace: Duration::from_secs(10),
+        idle_grace: Duration::from_secs(120),
+        ..HubConfig::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permission_nobody_answers_gets_the_default_when_it_expires() {
+    let engine = Engine::start(config()).await;
+    let (session, mut agent, mut stream) = engine.running().await;
+    engine.prompt(&session.id, "go").await.unwrap();
+    agent.next_prompt().await.unwrap();
+
+    // Control: an answered request resolves with the person's answer, not the default.
+    agent.ask_permission("per_answered", "bash").await;
+    until(&mut stream, |e| matches!(e, Event::PermissionRequested(_))).await;
+    let answer = engine.gateway.reply_permission(
+        &engine.who,
+        &session.id,
+        "per_answered",
+        PermissionDecision::Always,
+        "test",
+    );
+    answer.await.unwrap();
+    let call = AgentCall::ReplyPermission("per_answered".into(), PermissionDecision::Always);
+    assert_eq!(agent.next_call().await, Some(call));
+    let resolved = until(&mut stream, |e| matches!(e, Event::PermissionResolved(_))).await;
+    let Some(Event::PermissionResolved(resolved)) = resolved.last().map(|e| &e.event) else {
+        unreachable!()
+    };
+    assert!(!resolved.timed_out);
+
+    let asked_at = tokio::time::Instant::now();
+    agent.ask_permission("per_ignored", "bash").await;
+    let resolved = until(
+        &mut stream,
+        |e| matches!(e, Event::PermissionResolved(r) if r.permission_id == "per_ignored"),
+    )
+    .await;
+    let Some(Event::PermissionResolved(resolved)) = resolved.last().map(|e| &e.event) else {
+        unreachable!()
+    };
+    assert!(resolved.timed_out);
+    assert_eq!(resolved.decision, PermissionDecision::Reject);
+    assert_eq!(resolved.resolved_by, None);
+    assert_eq!(asked_at.elapsed(), config().permission_timeout);
+    let call = AgentCall::ReplyPermission("per_ignored".into(), PermissionDecision::Reject);
+    assert_eq!(agent.next_call().await, Some(call));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_turn_the_agent_will_not_stop_is_cancelled_after_the_grace_and_its_late_output_dropped() {
+    let engine = Engine::start(config()).await;
+    let (session, mut agent, mut stream) = engine.running().await;
+    let first = engine.prompt(&session.id, "first").await.unwrap();
+    let second = engine.prompt(&session.id, "second").await.unwrap();
+    assert_eq!(second.queue_position, 1);
+    assert_eq!(agent.next_prompt().await.unwrap().text, "first");
+    agent.say("working on the first").await;
+    until(&mut stream, |e| matches!(e, Event::TextDelta(_))).await;
+
+    let cancelled_at = tokio::time::Instant::now();
+    assert!(
+        engine
+            .gateway
+            .cancel(&engine.who, &session.id, "test")
+            .await
+            .unwrap()
+    );
+    assert_eq!(agent.next_call().await, Some(AgentCall::Abort));
+    // The agent ignores the abort: the turn is reported cancelled once the grace runs out.
+    let seen = until(&mut stream, |e| matches!(e, Event::TurnCancelled(_))).await;
+    assert_eq!(cancelled_at.elapsed(), config().cancel_grace);
+    let Some(Event::TurnCancelled(cancelled)) = seen.last().map(|e| &e.event) else {
+        unreachable!()
+    };
+    assert_eq!(cancelled.prompt_id, first.prompt_id);
+    assert_eq!(cancelled.cancelled_by.as_ref().unwrap().subject, "ada");
+
+    // The next prompt starts; the first turn's late output is not the second's.
+    assert_eq!(agent.next_prompt().await.unwrap().text, "second");
+    let late = Event::TextDelta(TextDelta {
+        message_id: "msg_fake_1".into(),
+        part_id: "part_1".into(),
+        delta: "late output of the first".into(),
+        ..Default::default()
+    });
+    agent.send(AgentUpdate::Event(late)).await;
+    agent.say("the second's answer").await;
+    agent.finish().await;
+    let seen = until(&mut stream, |e| matches!(e, Event::TurnCompleted(_))).await;
+    let texts: Vec<&str> = (seen.iter())
+        .filter_map(|e| match &e.event {
+            Event::TextDelta(delta) => Some(delta.delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["the second's answer"], "{seen:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_session_pauses_itself_once_its_grace_runs_out_and_not_while_watched() {
+    let engine = Engine::start(config()).await;
+    let (session, mut agent, mut stream) = engine.running().await;
+    engine.prompt(&session.id, "go").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    agent.finish().await;
+    until(&mut stream, |e| matches!(e, Event::TurnCompleted(_))).await;
+
+    // Control: while a client watches, ten graces pass and the session stays up.
+    let watched_until = tokio::time::Instant::now() + config().idle_grace * 10;
+    while tokio::time::Instant::now() < watched_until {
+        assert!(matches!(
+            next(&mut stream).await,
+            Ok(ServerFrame::Heartbeat(_))
+        ));
+    }
+    assert_eq!(engine.provider.calls(Operation::Pause), 0);
+
+    drop(stream);
+    let left_at = tokio::time::Instant::now();
+    let paused = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let record = engine.store.session(&session.id).await.unwrap().unwrap();
+        if record.info.status == SessionStatus::Paused {
+            break left_at.elapsed();
+        }
+    };
+    assert!(paused >= config().idle_grace, "paused after {paused:?}");
+    assert!(paused <= config().idle_grace + Duration::from_secs(1));
+    assert_eq!(
+        engine.provider.sandbox(&session.id),
+        Some(FakeSandboxState::Paused)
+    );
+    assert_eq!(agent.next_call().await, None, "the paused agent was let go");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_gateway_ends_the_interrupted_turn_and_runs_the_queued_one_on_the_same_agent_session()
+ {
+    let store = Arc::new(MemoryStore::new());
+    let provider = FakeProvider::new();
+    let before = Engine::on(store.clone(), provider.clone(), config()).await;
+    let (session, mut agent, stream) = before.running().await;
+    let interrupted = before.prompt(&session.id, "interrupted").await.unwrap();
+    before.prompt(&session.id, "queued").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    let agent_session_id = agent.agent_session_id.clone();
+    drop(stream);
+    before.gateway.shutdown().await;
+
+    let after = Engine::on(store, provider, config()).await;
+    let mut stream = after.connect(&session.id, 0).await;
+    let mut seen = until(
+        &mut stream,
+        |e| matches!(e, Event::StatusChanged(s) if s.status == SessionStatus::Failed),
+    )
+    .await;
+    seen.extend(
+        until(
+            &mut stream,
+            |e| matches!(e, Event::StatusChanged(s) if s.status == SessionStatus::Running),
+        )
+        .await,
+    );
+    let mut agent = after.driver.next_agent().await.unwrap();
+    assert_eq!(agent.adopted.as_deref(), Some(agent_session_id.as_str()));
+    let cancelled = seen.iter().find_map(|e| match &e.event {
+        Event::TurnCancelled(cancelled) => Some(cancelled.prompt_id.clone()),
+        _ => None,
+    });
+    assert_eq!(cancelled, Some(interrupted.prompt_id));
+    let reasons: Vec<_> = (seen.iter())
+        .filter_map(|e| match &e.event {
+            Event::StatusChanged(changed) => changed.reason.clone(),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        reasons.ends_with(&[
+            "gateway_restarted".into(),
+            "requested".into(),
+            "agent_ready".into()
+        ]),
+        "{reasons:?}"
+    );
+    assert_eq!(agent.next_prompt().await.unwrap().text, "queued");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_behind_the_retained_log_is_reset_to_the_transcript() {
+    let engine = Engine::start(HubConfig {
+        retained_events: Some(8),
+        ..config()
+    })
+    .await;
+    let (session, mut agent, mut stream) = engine.running().await;
+    engine.prompt(&session.id, "go").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    for line in 0..20 {
+        agent.say(&format!("line {line}")).await;
+    }
+    agent.finish().await;
+    let seen = until(&mut stream, |e| matches!(e, Event::TurnCompleted(_))).await;
+    let head = seen.last().unwrap().seq;
+
+    // Control: a client at the head resumes with no reset.
+    let mut current = engine.connect(&session.id, head).await;
+    assert!(matches!(
+        next(&mut current).await,
+        Ok(ServerFrame::Welcome(_))
+    ));
+    assert!(matches!(
+        next(&mut current).await,
+        Ok(ServerFrame::ReplayDone(_))
+    ));
+
+    let mut behind = engine.connect(&session.id, 1).await;
+    assert!(matches!(
+        next(&mut behind).await,
+        Ok(ServerFrame::Welcome(_))
+    ));
+    let Ok(ServerFrame::Reset(reset)) = next(&mut behind).await else {
+        panic!("a client behind the log is reset");
+    };
+    assert_eq!(reset.reason, "cursor_expired");
+    assert!(reset.earliest_seq > 2);
+    assert_eq!(reset.transcript.through_seq, head);
+    let text: String = (reset.transcript.messages.iter())
+        .flat_map(|message| message.parts.iter())
+        .filter_map(|part| match part {
+            TranscriptPart::Text(text) => Some(text.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        text.contains("line 0") && text.contains("line 19"),
+        "{text}"
+    );
+    let page = engine
+        .gateway
+        .events(&engine.who, &session.id, 1, 100)
+        .await;
+    assert!(matches!(page, Err(GatewayError::CursorExpired(_))));
+    let page = engine
+        .gateway
+        .events(&engine.who, &session.id, reset.earliest_seq - 1, 100);
+    assert_eq!(page.await.unwrap().events.last().unwrap().seq, head);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_reads_nothing_is_cut_off_while_the_others_get_everything() {
+    let engine = Engine::start(HubConfig {
+        send_budget: 16,
+        ..config()
+    })
+    .await;
+    let (session, mut agent, mut reader) = engine.running().await;
+    let mut stalled = engine.connect(&session.id, 0).await;
+    assert!(matches!(
+        next(&mut stalled).await,
+        Ok(ServerFrame::Welcome(_))
+    ));
+    engine.prompt(&session.id, "go").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    for line in 0..100 {
+        agent.say(&format!("line {line}")).await;
+        // The reader keeps up.
+        until(&mut reader, |e| matches!(e, Event::TextDelta(_))).await;
+    }
+    agent.finish().await;
+    until(&mut reader, |e| matches!(e, Event::TurnCompleted(_))).await;
+    let ended = loop {
+        match next(&mut stalled).await {
+            Ok(_) => continue,
+            Err(ended) => break ended,
+        }
+    };
+    assert_eq!(ended, SubscriptionEnded::SlowConsumer);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_outage_answers_unavailable_and_loses_nothing_once_the_store_is_back() {
+    let engine = Engine::start(config()).await;
+    let (session, mut agent, mut stream) = engine.running().await;
+    engine.prompt(&session.id, "go").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    until(&mut stream, |e| matches!(e, Event::TurnStarted(_))).await;
+
+    engine.store.set_unavailable(Some("the disk is gone"));
+    let refused = engine.prompt(&session.id, "during the outage").await;
+    assert_eq!(refused.unwrap_err().code(), ErrorCode::Unavailable);
+    agent.say("said during the outage").await;
+    agent.finish().await;
+    // Nothing is published that is not stored: for a minute the stream only beats.
+    let outage_ends = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut beats = 0;
+    while tokio::time::Instant::now() < outage_ends {
+        match next(&mut stream).await {
+            Ok(ServerFrame::Heartbeat(_)) => beats += 1,
+            Ok(ServerFrame::Event(event)) => {
+                panic!("published while the store was down: {event:?}")
+            }
+            _ => {}
+        }
+    }
+    assert!(beats >= 4, "the stream kept beating through the outage");
+
+    engine.store.set_unavailable(None);
+    let seen = until(&mut stream, |e| matches!(e, Event::TurnCompleted(_))).await;
+    assert!(
+        seen.iter().any(
+            |e| matches!(&e.event, Event::TextDelta(d) if d.delta == "said during the outage")
+        )
+    );
+    let page = engine
+        .gateway
+        .events(&engine.who, &session.id, 0, 1000)
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = page.events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "dense, no duplicate"
+    );
+    assert_eq!(*seqs.last().unwrap(), seen.last().unwrap().seq);
+}
