@@ -11,7 +11,7 @@ use proliferate_core::auth::Authenticator;
 use proliferate_core::hub::{HubConfig, Subscription, SubscriptionEnded};
 use proliferate_core::protocol::v1::*;
 use proliferate_core::sandbox::fake::{FakeProvider, FakeSandboxState, Operation};
-use proliferate_core::store::{MemoryStore, MetadataStore};
+use proliferate_core::store::{MemoryStore, MetadataStore, PromptRecord, PromptState};
 use proliferate_core::{Gateway, GatewayError, GatewayParts};
 
 /// Longer than any timer a test configures, so a wait that runs out means the event never came.
@@ -451,4 +451,176 @@ async fn a_store_outage_answers_unavailable_and_loses_nothing_once_the_store_is_
         "dense, no duplicate"
     );
     assert_eq!(*seqs.last().unwrap(), seen.last().unwrap().seq);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hub_with_nothing_to_do_leaves_memory_and_comes_back_on_demand() {
+    let evict_after = Duration::from_secs(30);
+    let engine = Engine::start(HubConfig {
+        evict_after,
+        ..config()
+    })
+    .await;
+    let hubs = || engine.gateway.metrics().read().hubs_running;
+    let (session, mut agent, mut stream) = engine.running().await;
+    engine.prompt(&session.id, "first").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    agent.say("the first answer").await;
+    agent.finish().await;
+    until(&mut stream, |e| matches!(e, Event::TurnCompleted(_))).await;
+    drop(stream);
+
+    // It pauses after the idle grace, and leaves once it has been dormant for `evict_after`.
+    let left_at = tokio::time::Instant::now();
+    while hubs() > 0 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let gone_after = left_at.elapsed();
+    assert!(
+        gone_after >= config().idle_grace + evict_after,
+        "{gone_after:?}"
+    );
+    assert!(gone_after <= config().idle_grace + evict_after + Duration::from_secs(2));
+    let stored = engine.store.session(&session.id).await.unwrap().unwrap();
+    assert_eq!(stored.info.status, SessionStatus::Paused);
+
+    // The next call brings it back from the store, with its log and its agent's session.
+    let info = engine
+        .gateway
+        .session(&engine.who, &session.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (info.status, info.head_seq),
+        (SessionStatus::Paused, stored.info.head_seq)
+    );
+    assert_eq!(hubs(), 1);
+    let mut stream = engine.connect(&session.id, 0).await;
+    let mut agent = engine.driver.next_agent().await.unwrap();
+    assert_eq!(agent.adopted.as_deref(), Some("ses_fake_1"));
+    let second = engine.prompt(&session.id, "second").await.unwrap();
+    assert_eq!(agent.next_prompt().await.unwrap().text, "second");
+    agent.finish().await;
+    let seen = until(
+        &mut stream,
+        |e| matches!(e, Event::TurnCompleted(c) if c.prompt_id == second.prompt_id),
+    )
+    .await;
+    let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "dense across hubs"
+    );
+}
+
+/// Hubs come and go as fast as they can while callers keep asking: no caller ever sees one
+/// leave, because a command that reaches a leaving hub is handed to its successor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_never_see_a_hub_leave() {
+    let engine = Engine::start(HubConfig {
+        evict_after: Duration::ZERO,
+        ..config()
+    })
+    .await;
+    let (session, _agent, stream) = engine.running().await;
+    drop(stream);
+    let paused = engine.gateway.pause(&engine.who, &session.id).await;
+    assert_eq!(paused.unwrap().status, SessionStatus::Paused);
+    let mut callers = tokio::task::JoinSet::new();
+    for caller in 0..4 {
+        let (gateway, who, id) = (
+            engine.gateway.clone(),
+            engine.who.clone(),
+            session.id.clone(),
+        );
+        callers.spawn(async move {
+            for call in 0..300 {
+                let info = gateway.session(&who, &id).await;
+                assert_eq!(
+                    info.map(|info| info.status).ok(),
+                    Some(SessionStatus::Paused),
+                    "caller {caller}, call {call}"
+                );
+                if call % 7 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+    }
+    while let Some(done) = callers.join_next().await {
+        done.unwrap();
+    }
+    assert!(engine.gateway.metrics().read().hubs_running <= 1);
+}
+
+/// The log is the truth about a prompt; its stored state may lag (the store refused the write
+/// and the gateway stopped before the retry). A restart follows the log.
+#[tokio::test(start_paused = true)]
+async fn a_restart_follows_the_log_when_a_prompts_stored_state_lags_behind() {
+    let (store, provider) = (Arc::new(MemoryStore::new()), FakeProvider::new());
+    let before = Engine::on(store.clone(), provider.clone(), config()).await;
+    let (session, mut agent, mut stream) = before.running().await;
+    let ended = before.prompt(&session.id, "ended").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    agent.finish().await;
+    until(&mut stream, |e| matches!(e, Event::TurnCompleted(_))).await;
+    drop(stream);
+    before.gateway.shutdown().await;
+    let head = store
+        .session(&session.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .info
+        .head_seq;
+    // As if the turn's end reached the log but its prompt's state never reached the store.
+    store
+        .set_prompt_state(&session.id, &ended.prompt_id, PromptState::Running)
+        .await
+        .unwrap();
+    // Control: a prompt admitted whose message never reached the log.
+    let lost = PromptRecord {
+        session_id: session.id.clone(),
+        prompt_id: "prm_lost".into(),
+        admission: PromptAdmission {
+            prompt_id: "prm_lost".into(),
+            ..Default::default()
+        },
+        state: PromptState::Queued,
+        content: "lost".into(),
+        images: Vec::new(),
+        sender: Sender::default(),
+    };
+    store.admit_prompt(&lost).await.unwrap();
+
+    let after = Engine::on(store.clone(), provider, config()).await;
+    let mut stream = after.connect(&session.id, head).await;
+    let mut agent = after.driver.next_agent().await.unwrap();
+    assert_eq!(
+        agent.next_prompt().await.unwrap().text,
+        "lost",
+        "the lost prompt runs once"
+    );
+    let seen = until(&mut stream, |e| matches!(e, Event::TurnStarted(_))).await;
+    let ends = seen
+        .iter()
+        .filter(|e| matches!(&e.event, Event::TurnCancelled(_) | Event::AgentError(_)));
+    assert_eq!(
+        ends.count(),
+        0,
+        "the ended turn is not ended again: {seen:#?}"
+    );
+    let logged = seen
+        .iter()
+        .filter(|e| matches!(&e.event, Event::UserMessage(m) if m.prompt_id == "prm_lost"));
+    assert_eq!(logged.count(), 1, "{seen:#?}");
+    assert!(
+        store
+            .pending_prompts(&session.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.prompt_id != ended.prompt_id)
+    );
 }

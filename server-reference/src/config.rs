@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// Seconds an unattended, idle session stays up before it pauses.
     #[arg(long, env = "PROLIFERATE_IDLE_GRACE_SECS", default_value_t = 300)]
     pub idle_grace_secs: u64,
+    /// Seconds a session's hub stays in memory with no connection, no agent and no work; it
+    /// comes back from the store on the next request about the session.
+    #[arg(long, env = "PROLIFERATE_EVICT_HUBS_AFTER_SECS", default_value_t = 60)]
+    pub evict_hubs_after_secs: u64,
     /// Seconds between server heartbeats.
     #[arg(long, env = "PROLIFERATE_HEARTBEAT_SECS", default_value_t = 15)]
     pub heartbeat_secs: u64,
@@ -263,6 +267,7 @@ impl ServeArgs {
             permission_timeout: Duration::from_secs(self.permission_timeout_secs),
             permission_default: self.permission_default,
             idle_grace: Duration::from_secs(self.idle_grace_secs),
+            evict_after: Duration::from_secs(self.evict_hubs_after_secs),
             max_queued_prompts: self.max_queued_prompts,
             max_event_bytes: self.max_event_bytes.max(4096),
             retained_events: self.retained_events.map(|count| count.max(1)),

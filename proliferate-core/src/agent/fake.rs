@@ -172,6 +172,11 @@ impl FakeDriver {
     pub async fn next_agent(&self) -> Option<FakeAgent> {
         self.waiting.lock().await.recv().await
     }
+
+    /// The agent of an attachment that already happened, if any is waiting.
+    pub fn try_next_agent(&self) -> Option<FakeAgent> {
+        self.waiting.try_lock().ok()?.try_recv().ok()
+    }
 }
 
 #[async_trait]

@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::{Mutex, OnceCell};
-
+mod hubs;
 mod prompts;
 mod sessions;
 mod streams;
@@ -20,7 +19,7 @@ use crate::GatewayError;
 use crate::agent::AgentDriver;
 use crate::auth::Authenticator;
 use crate::clock::now_millis;
-use crate::hub::{Command, HubConfig, HubHandle, Subscription};
+use crate::hub::{Command, HubConfig, Subscription};
 use crate::metrics::Metrics;
 use crate::protocol::v1::*;
 use crate::sandbox::{AgentEndpoint, SandboxProvider};
@@ -42,6 +41,8 @@ pub(crate) struct Services {
     pub live: LiveSessions,
     /// Open streams (WebSocket and SSE) by organisation.
     pub connections: crate::quota::Quota<String>,
+    /// Each session's hub, while it has one.
+    pub hubs: hubs::Hubs,
 }
 
 /// The sessions whose sandbox is up or starting, by organisation, against the cap of
@@ -112,9 +113,6 @@ pub struct GatewayParts {
 #[derive(Clone)]
 pub struct Gateway {
     services: Arc<Services>,
-    /// Each session's hub, started once: the map's lock is held only to find a session's cell,
-    /// never while a hub starts (which replays its log), so one slow start blocks no other.
-    hubs: Arc<Mutex<HashMap<String, Arc<OnceCell<HubHandle>>>>>,
 }
 
 /// The longest client-chosen prompt id.
@@ -154,14 +152,14 @@ impl Gateway {
                 usage: parts.usage,
                 live: LiveSessions::default(),
                 connections: Default::default(),
+                hubs: Default::default(),
             }),
-            hubs: Arc::default(),
         };
         for revoked in gateway.services.store.revoked_tokens(now_millis()).await? {
             (gateway.services.authenticator).revoke(&revoked.jti, &revoked.organization_id);
         }
         for record in gateway.services.store.live_sessions().await? {
-            gateway.hub(&record.info.id).await?;
+            gateway.services.hub(&record.info.id).await?;
         }
         Ok(gateway)
     }
@@ -183,43 +181,6 @@ impl Gateway {
         session_id: Option<&str>,
     ) -> Result<Principal, GatewayError> {
         self.services.authenticator.verify(token, session_id)
-    }
-
-    pub(super) async fn hub(&self, session_id: &str) -> Result<HubHandle, GatewayError> {
-        let cell = {
-            let mut hubs = self.hubs.lock().await;
-            let cell = hubs.entry(session_id.to_owned()).or_default();
-            if cell.get().is_some_and(HubHandle::is_closed) {
-                *cell = Arc::default();
-            }
-            cell.clone()
-        };
-        let started = cell
-            .get_or_try_init(|| async {
-                let record = self
-                    .services
-                    .store
-                    .session(session_id)
-                    .await?
-                    .ok_or_else(|| GatewayError::NotFound(format!("no session {session_id}")))?;
-                let hub = crate::hub::spawn(self.services.clone(), record).await?;
-                self.services.metrics.hub_started();
-                Ok::<_, GatewayError>(hub)
-            })
-            .await;
-        match started {
-            Ok(hub) => Ok(hub.clone()),
-            Err(error) => {
-                let mut hubs = self.hubs.lock().await;
-                if hubs
-                    .get(session_id)
-                    .is_some_and(|current| Arc::ptr_eq(current, &cell))
-                {
-                    hubs.remove(session_id);
-                }
-                Err(error)
-            }
-        }
     }
 
     /// Checks that `principal` may act on the session with `scope`; returns the session.
@@ -301,10 +262,7 @@ impl Gateway {
 
     /// Stops every hub and pauses every running agent, so nothing outlives the gateway.
     pub async fn shutdown(&self) {
-        let hubs: Vec<HubHandle> = (self.hubs.lock().await.drain())
-            .filter_map(|(_, cell)| cell.get().cloned())
-            .collect();
-        for hub in hubs {
+        for hub in self.services.hubs.drain() {
             hub.shutdown().await;
         }
     }

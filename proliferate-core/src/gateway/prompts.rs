@@ -67,9 +67,8 @@ impl Gateway {
             request.images,
             source,
         )?;
-        self.hub(session_id)
-            .await?
-            .ask(|reply| Command::Prompt(prompt, reply))
+        self.services
+            .ask(session_id, |reply| Command::Prompt(prompt, reply))
             .await
     }
 
@@ -82,9 +81,8 @@ impl Gateway {
     ) -> Result<bool, GatewayError> {
         self.access(principal, session_id, Scope::Write).await?;
         let by = sender(principal, source);
-        self.hub(session_id)
-            .await?
-            .ask(|reply| Command::Cancel(by, reply))
+        self.services
+            .ask(session_id, |reply| Command::Cancel(by, reply))
             .await
     }
 
@@ -99,9 +97,10 @@ impl Gateway {
         self.access(principal, session_id, Scope::Write).await?;
         let by = sender(principal, source);
         let prompt_id = prompt_id.to_owned();
-        self.hub(session_id)
-            .await?
-            .ask(|reply| Command::CancelQueued(prompt_id, by, reply))
+        self.services
+            .ask(session_id, |reply| {
+                Command::CancelQueued(prompt_id, by, reply)
+            })
             .await
     }
 
@@ -117,9 +116,10 @@ impl Gateway {
         self.access(principal, session_id, Scope::Write).await?;
         let by = sender(principal, source);
         let permission_id = permission_id.to_owned();
-        self.hub(session_id)
-            .await?
-            .ask(|reply| Command::ReplyPermission(permission_id, decision, by, reply))
+        self.services
+            .ask(session_id, |reply| {
+                Command::ReplyPermission(permission_id, decision, by, reply)
+            })
             .await
     }
 }

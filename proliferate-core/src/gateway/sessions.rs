@@ -93,19 +93,20 @@ impl Gateway {
         if !created {
             return Ok((self.info_of(&session_id).await?, false));
         }
-        let hub = self.hub(&session_id).await?;
+        let hubs = &self.services;
         if let Some(content) = request.initial_prompt {
             let prompt =
                 self.prompt_record(principal, &session_id, None, content, Vec::new(), "api")?;
-            hub.ask(|reply| Command::Prompt(prompt, reply)).await?;
+            hubs.ask(&session_id, |reply| Command::Prompt(prompt, reply))
+                .await?;
         } else {
-            hub.ask(Command::Boot).await?;
+            hubs.ask(&session_id, Command::Boot).await?;
         }
-        Ok((hub.ask(Command::Info).await?, true))
+        Ok((hubs.ask(&session_id, Command::Info).await?, true))
     }
 
     pub(super) async fn info_of(&self, session_id: &str) -> Result<SessionInfo, GatewayError> {
-        self.hub(session_id).await?.ask(Command::Info).await
+        self.services.ask(session_id, Command::Info).await
     }
 
     /// The caller's organisation's sessions, newest first.
@@ -166,9 +167,7 @@ impl Gateway {
                 "only the creator or an admin may delete a session".into(),
             ));
         }
-        let hub = self.hub(session_id).await?;
-        hub.ask(Command::Terminate).await?;
-        self.hubs.lock().await.remove(session_id);
+        self.services.ask(session_id, Command::Terminate).await?;
         tracing::info!(session_id, user_id = %principal.subject, "session deleted");
         Ok(())
     }
@@ -180,7 +179,7 @@ impl Gateway {
         session_id: &str,
     ) -> Result<SessionInfo, GatewayError> {
         self.access(principal, session_id, Scope::Write).await?;
-        self.hub(session_id).await?.ask(Command::Pause).await
+        self.services.ask(session_id, Command::Pause).await
     }
 
     /// Resumes the session; answers once it runs.
@@ -190,7 +189,7 @@ impl Gateway {
         session_id: &str,
     ) -> Result<SessionInfo, GatewayError> {
         self.access(principal, session_id, Scope::Write).await?;
-        self.hub(session_id).await?.ask(Command::Resume).await
+        self.services.ask(session_id, Command::Resume).await
     }
 
     /// Saves a snapshot of the session's workspace and agent state.
@@ -200,6 +199,6 @@ impl Gateway {
         session_id: &str,
     ) -> Result<SnapshotInfo, GatewayError> {
         self.access(principal, session_id, Scope::Write).await?;
-        self.hub(session_id).await?.ask(Command::Snapshot).await
+        self.services.ask(session_id, Command::Snapshot).await
     }
 }

@@ -60,7 +60,7 @@ impl Gateway {
         session_id: &str,
     ) -> Result<Transcript, GatewayError> {
         self.access(principal, session_id, Scope::Read).await?;
-        self.hub(session_id).await?.ask(Command::Transcript).await
+        self.services.ask(session_id, Command::Transcript).await
     }
 
     /// Opens a stream of the session's frames from `after_seq` (implicitly resuming a paused
@@ -84,14 +84,15 @@ impl Gateway {
                     cap.unwrap_or_default()
                 ))
             })?;
-        let hub = self.hub(session_id).await?;
         let connection_id = format!("con_{}", uuid::Uuid::now_v7().simple());
         let presence = PresenceEntry {
             connection_id: connection_id.clone(),
             subject: principal.subject.clone(),
             source: source.to_owned(),
         };
-        let attached = hub.ask(|reply| Command::Connect(presence, reply)).await?;
+        let attached = (self.services)
+            .ask(session_id, |reply| Command::Connect(presence, reply))
+            .await?;
         let principal = Principal {
             organization_id: record.info.organization_id,
             ..principal.clone()
@@ -111,7 +112,7 @@ impl Gateway {
             after_seq,
             attached.outlet,
             self.services.log.clone(),
-            hub,
+            attached.hub,
             place,
         ))
     }
@@ -123,9 +124,8 @@ impl Gateway {
         session_id: &str,
     ) -> Result<AgentEndpoint, GatewayError> {
         self.access(principal, session_id, Scope::Write).await?;
-        let hub = self.hub(session_id).await?;
-        hub.ask(Command::Resume).await?;
-        hub.ask(Command::AgentEndpoint).await
+        self.services.ask(session_id, Command::Resume).await?;
+        self.services.ask(session_id, Command::AgentEndpoint).await
     }
 
     /// The agent's own id for the session's conversation, once its agent has started.

@@ -1,6 +1,6 @@
 //! The hub's task: the session's single writer, prompt queue, permission router and idle timer.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +10,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::fanout::{FanOut, Frame};
+use super::permissions::Permissions;
+use super::turn_queue::TurnQueue;
 use super::{Attached, Command, HubHandle, Reply};
 use crate::GatewayError;
 use crate::agent::{AgentControl, AgentPrompt, AgentSession, AgentUpdate, PermissionAsk};
@@ -29,13 +31,6 @@ mod turns;
 const PAGE: u32 = 1000;
 /// Room for an event's envelope (session, seq, time) within the event size limit.
 const ENVELOPE_BYTES: usize = 256;
-
-struct Turn {
-    prompt_id: String,
-    cancel: Option<(Instant, Option<Sender>)>,
-    /// The assistant messages the agent started in this turn.
-    messages: HashSet<String>,
-}
 
 enum Agent {
     Down,
@@ -70,7 +65,12 @@ struct Hub {
     services: Arc<Services>,
     record: SessionRecord,
     head_seq: u64,
+    /// Events numbered but not yet in the log; published once they are.
     unpersisted: Vec<StoredEvent>,
+    /// The session's record changed since it was last stored.
+    record_dirty: bool,
+    /// Prompt states to store, in order, after the events that explain them.
+    prompt_states: Vec<(String, PromptState)>,
     reducer: TranscriptReducer,
     fanout: FanOut,
     agent: Agent,
@@ -79,20 +79,22 @@ struct Hub {
     agent_endpoint: Option<AgentEndpoint>,
     resume_waiters: Vec<Reply<SessionInfo>>,
     pause_waiters: Vec<Reply<SessionInfo>>,
-    /// Permission requests whose answer is on its way to the agent.
-    answering: HashSet<String>,
     /// Set when the session is deleted, so its clients are told it ended rather than that its
     /// hub stopped.
     deleted: Arc<std::sync::atomic::AtomicBool>,
     /// The oldest seq the log still holds.
     earliest_retained: u64,
-    queue: VecDeque<PromptRecord>,
-    running: Option<Turn>,
-    /// The messages of the last cancelled turn: their late output is not the next turn's.
-    cancelled_messages: HashSet<String>,
-    permissions: HashMap<String, Instant>,
-    resolved_permissions: HashSet<String>,
+    turns: TurnQueue,
+    permissions: Permissions,
     idle_since: Option<Instant>,
+    /// A weak handle to this hub's own commands, to give connections the hub they joined.
+    own: mpsc::WeakSender<Command>,
+    /// Slow calls running off the loop, not yet reported back.
+    in_flight: usize,
+    /// Since when the hub has had no connection, no agent and no work.
+    dormant_since: Option<Instant>,
+    /// Set when the hub leaves memory (see [`crate::gateway`]'s hub table).
+    evicted: bool,
 }
 
 /// Loads a session's state from the store and starts its hub.
@@ -124,16 +126,30 @@ pub(crate) async fn spawn(
             break;
         }
     }
-    let mut queue: VecDeque<PromptRecord> =
-        services.store.pending_prompts(&session_id).await?.into();
-    // A turn that was running when the previous gateway stopped cannot be continued.
-    let interrupted: Vec<PromptRecord> = queue
-        .iter()
-        .filter(|prompt| prompt.state == PromptState::Running)
-        .cloned()
-        .collect();
-    queue.retain(|prompt| prompt.state == PromptState::Queued);
+    // The log says where each pending prompt got to; its stored state may lag behind.
+    let transcript = reducer.transcript();
+    let (mut queue, mut interrupted, mut unlogged, mut finished) =
+        (VecDeque::new(), Vec::new(), Vec::new(), Vec::new());
+    for prompt in services.store.pending_prompts(&session_id).await? {
+        let id = Some(prompt.prompt_id.as_str());
+        let waiting = (transcript.queued_prompts.iter()).any(|m| m.prompt_id.as_deref() == id);
+        let seen = (transcript.messages.iter()).any(|m| m.prompt_id.as_deref() == id);
+        if transcript.running_prompt_id.as_deref() == id {
+            // A turn that was running when the previous hub stopped cannot be continued.
+            interrupted.push(prompt);
+        } else if waiting {
+            queue.push_back(prompt);
+        } else if seen {
+            // Its turn ended in the log before its state was stored.
+            finished.push(prompt.prompt_id);
+        } else {
+            // Admitted, but its message never reached the log.
+            unlogged.push(prompt.clone());
+            queue.push_back(prompt);
+        }
+    }
 
+    let turns = TurnQueue::new(queue, services.config.max_queued_prompts);
     let (commands, command_receiver) = mpsc::channel(256);
     let (done, done_receiver) = mpsc::channel(64);
     let mut hub = Hub {
@@ -142,6 +158,8 @@ pub(crate) async fn spawn(
         services,
         record,
         unpersisted: Vec::new(),
+        record_dirty: false,
+        prompt_states: Vec::new(),
         reducer,
         agent: Agent::Down,
         updates: None,
@@ -149,15 +167,15 @@ pub(crate) async fn spawn(
         agent_endpoint: None,
         resume_waiters: Vec::new(),
         pause_waiters: Vec::new(),
-        answering: HashSet::new(),
         deleted: Arc::default(),
         earliest_retained,
-        queue,
-        running: None,
-        cancelled_messages: HashSet::new(),
-        permissions: HashMap::new(),
-        resolved_permissions: HashSet::new(),
+        turns,
+        permissions: Permissions::default(),
         idle_since: None,
+        own: commands.downgrade(),
+        in_flight: 0,
+        dormant_since: None,
+        evicted: false,
     };
     for prompt in interrupted {
         hub.append(Event::AgentError(AgentError {
@@ -170,14 +188,16 @@ pub(crate) async fn spawn(
             prompt_id: prompt.prompt_id.clone(),
             ..Default::default()
         }));
-        hub.services
-            .store
-            .set_prompt_state(&session_id, &prompt.prompt_id, PromptState::Done)
-            .await?;
+        finished.push(prompt.prompt_id);
+    }
+    for prompt_id in finished {
+        hub.stage_prompt_state(&prompt_id, PromptState::Done);
+    }
+    for prompt in &unlogged {
+        hub.log_user_message(prompt);
     }
     if agent_should_run(hub.record.info.status) {
-        hub.set_status(SessionStatus::Failed, "gateway_restarted")
-            .await?;
+        hub.set_status(SessionStatus::Failed, "gateway_restarted")?;
     }
     hub.flush().await?;
     let handle = HubHandle {
@@ -231,7 +251,12 @@ impl Hub {
             self.track_idleness();
             self.services
                 .metrics
-                .set_queued_prompts(&session_id, self.queue.len());
+                .set_queued_prompts(&session_id, self.turns.waiting());
+            if self.evicted {
+                tracing::debug!(session_id, "hub evicted");
+                self.leave(&mut commands).await;
+                break;
+            }
         }
         self.services.metrics.set_queued_prompts(&session_id, 0);
         self.services.metrics.set_connections(&session_id, 0);
@@ -241,10 +266,38 @@ impl Hub {
         self.services.metrics.hub_stopped();
     }
 
+    /// Leaves the hub table, then hands the commands that were already on their way to the
+    /// session's next hub.
+    async fn leave(&self, commands: &mut mpsc::Receiver<Command>) {
+        let session_id = &self.record.info.id;
+        if let Some(own) = self.own_handle() {
+            self.services.hubs.forget(session_id, &own);
+        }
+        commands.close();
+        let mut waiting = Vec::new();
+        while let Some(command) = commands.recv().await {
+            // No connection of this hub is left to disconnect.
+            if !matches!(command, Command::Disconnect(_)) {
+                waiting.push(command);
+            }
+        }
+        self.services.hand_over(session_id, waiting);
+    }
+
+    /// A handle to this hub, while anyone else holds one.
+    pub(super) fn own_handle(&self) -> Option<HubHandle> {
+        Some(HubHandle {
+            commands: self.own.upgrade()?,
+            session_id: self.record.info.id.as_str().into(),
+            deleted: self.deleted.clone(),
+        })
+    }
+
     // ----- work off the loop ----------------------------------------------------------------
 
     /// Runs a slow call as a task; what it reports comes back to [`Hub::on_done`].
-    pub(super) fn off_the_loop(&self, work: impl Future<Output = Done> + Send + 'static) {
+    pub(super) fn off_the_loop(&mut self, work: impl Future<Output = Done> + Send + 'static) {
+        self.in_flight += 1;
         let done = self.done.clone();
         tokio::spawn(async move {
             let _ = done.send(work.await).await;
@@ -252,6 +305,7 @@ impl Hub {
     }
 
     async fn on_done(&mut self, done: Done) -> Result<(), GatewayError> {
+        self.in_flight -= 1;
         match done {
             Done::Booted(result) => self.on_booted(result).await,
             Done::Snapshot(result, reply) => {
@@ -266,10 +320,12 @@ impl Hub {
             }
             Done::Prompted(prompt_id, result) => self.on_prompted(prompt_id, result).await,
             Done::PermissionAnswered(answer, result) => {
-                self.answering.remove(&answer.permission_id);
-                if result.is_ok() {
+                if self
+                    .permissions
+                    .delivered(&answer.permission_id, result.is_ok())
+                {
                     let by = Some(answer.by);
-                    self.resolve_permission(&answer.permission_id, answer.decision, by, false);
+                    self.log_resolved(&answer.permission_id, answer.decision, by, false);
                 }
                 let _ = answer.reply.send(result);
                 Ok(())
@@ -308,27 +364,45 @@ impl Hub {
         });
     }
 
+    /// Whether anything waits to be stored.
+    pub(super) fn unflushed(&self) -> bool {
+        !self.unpersisted.is_empty() || self.record_dirty || !self.prompt_states.is_empty()
+    }
+
+    /// Stores a prompt's new state with the next flush, after the events staged before it.
+    pub(super) fn stage_prompt_state(&mut self, prompt_id: &str, state: PromptState) {
+        self.prompt_states.push((prompt_id.to_owned(), state));
+    }
+
+    /// Stores what is staged (events, then the session's record, then prompt states) and
+    /// publishes the events. What the store refuses stays staged, in order, for the next flush:
+    /// nothing is published before it is durable.
     pub(super) async fn flush(&mut self) -> Result<(), GatewayError> {
-        if self.unpersisted.is_empty() {
-            return Ok(());
+        let session_id = self.record.info.id.clone();
+        if !self.unpersisted.is_empty() {
+            let events = std::mem::take(&mut self.unpersisted);
+            if let Err(error) = self.services.log.append(&session_id, &events).await {
+                self.unpersisted = events;
+                return Err(error.into());
+            }
+            self.services.metrics.events_appended(events.len());
+            for event in events {
+                self.publish(&Frame {
+                    seq: event.seq,
+                    bytes: event.frame,
+                });
+            }
         }
-        let events = std::mem::take(&mut self.unpersisted);
-        if let Err(error) = self
-            .services
-            .log
-            .append(&self.record.info.id, &events)
-            .await
-        {
-            // Kept, in order, for the next flush: nothing is published before it is durable.
-            self.unpersisted = events;
-            return Err(error.into());
+        if self.record_dirty {
+            self.services.store.update_session(&self.record).await?;
+            self.record_dirty = false;
         }
-        self.services.metrics.events_appended(events.len());
-        for event in events {
-            self.publish(&Frame {
-                seq: event.seq,
-                bytes: event.frame,
-            });
+        while let Some((prompt_id, state)) = self.prompt_states.first() {
+            let store = &self.services.store;
+            store
+                .set_prompt_state(&session_id, prompt_id, *state)
+                .await?;
+            self.prompt_states.remove(0);
         }
         self.compact_if_due().await
     }
@@ -362,7 +436,8 @@ impl Hub {
         }
     }
 
-    pub(super) async fn set_status(
+    /// Moves the session to `status`, if the lifecycle allows; stored with the next flush.
+    pub(super) fn set_status(
         &mut self,
         status: SessionStatus,
         reason: &str,
@@ -371,7 +446,7 @@ impl Hub {
         self.record.info.status = status;
         self.record.info.status_reason = Some(reason.to_owned());
         self.record.info.updated_at = now_millis();
-        self.services.store.update_session(&self.record).await?;
+        self.record_dirty = true;
         self.append(Event::StatusChanged(StatusChanged {
             status,
             reason: Some(reason.to_owned()),
@@ -392,40 +467,29 @@ impl Hub {
 
     fn next_deadline(&self) -> Instant {
         // Events the store refused are retried every second.
-        let far = match self.unpersisted.is_empty() {
-            true => Instant::now() + Duration::from_secs(3600),
-            false => Instant::now() + Duration::from_secs(1),
+        let far = match self.unflushed() {
+            false => Instant::now() + Duration::from_secs(3600),
+            true => Instant::now() + Duration::from_secs(1),
         };
         let idle = self
             .idle_since
             .map(|since| since + self.services.config.idle_grace);
-        let cancel = self
-            .running
-            .as_ref()
-            .and_then(|turn| turn.cancel.as_ref().map(|(deadline, _)| *deadline));
-        self.permissions
-            .iter()
-            .filter(|(id, _)| !self.answering.contains(*id))
-            .map(|(_, deadline)| *deadline)
+        let cancel = self.turns.cancel_deadline();
+        let eviction = self
+            .dormant_since
+            .map(|since| since + self.services.config.evict_after);
+        (self.permissions.next_deadline().into_iter())
             .chain(idle)
             .chain(cancel)
+            .chain(eviction)
             .min()
             .unwrap_or(far)
     }
 
     async fn on_deadlines(&mut self) -> Result<(), GatewayError> {
         let now = Instant::now();
-        let expired: Vec<String> = self
-            .permissions
-            .iter()
-            .filter(|(_, deadline)| **deadline <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
         let default = self.services.config.permission_default;
-        for permission_id in expired {
-            if self.answering.contains(&permission_id) {
-                continue;
-            }
+        for permission_id in self.permissions.expired(now) {
             if let Agent::Up(control) = &self.agent {
                 let (control, id) = (control.clone(), permission_id.clone());
                 let session_id = self.record.info.id.clone();
@@ -437,14 +501,12 @@ impl Hub {
             }
             self.resolve_permission(&permission_id, default, None, true);
         }
-        let cancel_overdue = self.running.as_ref().is_some_and(|turn| {
-            turn.cancel
-                .as_ref()
-                .is_some_and(|(deadline, _)| *deadline <= now)
-        });
-        if cancel_overdue {
-            self.end_turn(true).await?;
-            self.advance().await?;
+        if self
+            .turns
+            .cancel_deadline()
+            .is_some_and(|deadline| deadline <= now)
+        {
+            self.end_turn(true);
         }
         if self
             .idle_since
@@ -453,18 +515,37 @@ impl Hub {
             self.idle_since = None;
             self.pause("idle").await?;
         }
-        Ok(())
+        self.evicted = self
+            .dormant_since
+            .is_some_and(|since| since + self.services.config.evict_after <= now);
+        // Prompts may wait on a turn that just ended, or on a flush the store refused.
+        match self.agent {
+            Agent::Up(_) => self.advance().await,
+            _ => Ok(()),
+        }
     }
 
     fn track_idleness(&mut self) {
         let idle = self.fanout.is_empty()
-            && self.running.is_none()
-            && self.queue.is_empty()
+            && self.turns.is_idle()
             && self.record.info.status == SessionStatus::Running;
         if !idle {
             self.idle_since = None;
         } else if self.idle_since.is_none() {
             self.idle_since = Some(Instant::now());
+        }
+        let dormant = self.fanout.is_empty()
+            && matches!(self.agent, Agent::Down)
+            && !agent_should_run(self.record.info.status)
+            && self.in_flight == 0
+            && self.turns.is_idle()
+            && !self.unflushed()
+            && self.pause_waiters.is_empty()
+            && self.resume_waiters.is_empty();
+        if !dormant {
+            self.dormant_since = None;
+        } else if self.dormant_since.is_none() {
+            self.dormant_since = Some(Instant::now());
         }
     }
 

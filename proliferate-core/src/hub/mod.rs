@@ -4,12 +4,15 @@
 //! The hub is an actor: one task owns the session's state (status, agent, prompt queue, pending
 //! permissions, connections) and handles commands one at a time, so no lock is ever held across
 //! I/O. Booting a sandbox runs in a separate task, so admissions and connections stay fast while
-//! an agent starts.
+//! an agent starts. A hub with no connection, no agent and no work leaves memory after
+//! [`HubConfig::evict_after`] and comes back from the store on demand.
 
 mod actor;
 mod fanout;
 pub mod fit;
+mod permissions;
 mod subscription;
+mod turn_queue;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +65,9 @@ pub struct HubConfig {
     /// The largest event recorded, in bytes of JSON; an agent's larger event has its longest
     /// strings cut ([`fit::fit`]).
     pub max_event_bytes: usize,
+    /// How long a session's hub stays in memory with no connection, no agent and no work; it
+    /// comes back from the store on the next call about the session.
+    pub evict_after: Duration,
 }
 
 impl HubConfig {
@@ -84,16 +90,20 @@ impl Default for HubConfig {
             max_queued_prompts: 100,
             retained_events: None,
             max_event_bytes: 1024 * 1024,
+            evict_after: Duration::from_secs(60),
             max_live_sessions_per_organization: None,
             max_connections_per_organization: None,
         }
     }
 }
 
-type Reply<T> = oneshot::Sender<Result<T, GatewayError>>;
+/// Where a command's answer goes.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, GatewayError>>;
 
 /// What a new connection gets from its hub.
 pub(crate) struct Attached {
+    /// The hub that took the connection (the one to tell when it closes).
+    pub hub: HubHandle,
     pub outlet: Outlet,
     pub head_seq: u64,
     pub status: SessionStatus,
@@ -117,6 +127,29 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+impl Command {
+    /// Answers the command's caller with `error` instead of running it.
+    pub(crate) fn refuse(self, error: GatewayError) {
+        match self {
+            Command::Connect(_, reply) => drop(reply.send(Err(error))),
+            Command::Boot(reply) | Command::Terminate(reply) => drop(reply.send(Err(error))),
+            Command::CancelQueued(_, _, reply) | Command::ReplyPermission(_, _, _, reply) => {
+                drop(reply.send(Err(error)))
+            }
+            Command::Prompt(_, reply) => drop(reply.send(Err(error))),
+            Command::Cancel(_, reply) => drop(reply.send(Err(error))),
+            Command::Pause(reply) | Command::Resume(reply) | Command::Info(reply) => {
+                drop(reply.send(Err(error)))
+            }
+            Command::Snapshot(reply) => drop(reply.send(Err(error))),
+            Command::Transcript(reply) => drop(reply.send(Err(error))),
+            Command::AgentEndpoint(reply) => drop(reply.send(Err(error))),
+            Command::Disconnect(_) => {}
+            Command::Shutdown(done) => drop(done.send(())),
+        }
+    }
+}
+
 /// A handle to a session's hub task.
 #[derive(Clone)]
 pub(crate) struct HubHandle {
@@ -126,6 +159,16 @@ pub(crate) struct HubHandle {
 }
 
 impl HubHandle {
+    /// Queues a command; gives it back if the hub has stopped.
+    pub(crate) async fn send(&self, command: Command) -> Result<(), Command> {
+        self.commands.send(command).await.map_err(|error| error.0)
+    }
+
+    /// True when both handles reach the same hub task.
+    pub(crate) fn same_hub(&self, other: &HubHandle) -> bool {
+        self.commands.same_channel(&other.commands)
+    }
+
     /// Sends a command and waits for its answer.
     pub async fn ask<T>(
         &self,

@@ -22,7 +22,7 @@ impl Hub {
                 cap.unwrap_or_default()
             )));
         }
-        if let Err(error) = self.set_status(next, "requested").await {
+        if let Err(error) = self.set_status(next, "requested") {
             self.agent_down();
             return Err(error);
         }
@@ -74,8 +74,7 @@ impl Hub {
                 self.agent_endpoint = Some(sandbox.agent);
                 self.agent = Agent::Up(session.control);
                 self.updates = Some(session.updates);
-                self.set_status(SessionStatus::Running, "agent_ready")
-                    .await?;
+                self.set_status(SessionStatus::Running, "agent_ready")?;
                 for waiter in self.resume_waiters.drain(..) {
                     let _ = waiter.send(Ok(SessionInfo {
                         head_seq: self.head_seq,
@@ -92,8 +91,7 @@ impl Hub {
                     message: error.to_string(),
                     ..Default::default()
                 }));
-                self.set_status(SessionStatus::Failed, "start_failed")
-                    .await?;
+                self.set_status(SessionStatus::Failed, "start_failed")?;
                 for waiter in self.resume_waiters.drain(..) {
                     let _ = waiter.send(Err(GatewayError::Unavailable(error.to_string())));
                 }
@@ -106,7 +104,7 @@ impl Hub {
         &mut self,
         update: Option<AgentUpdate>,
     ) -> Result<(), GatewayError> {
-        let running_prompt = self.running.as_ref().map(|turn| turn.prompt_id.clone());
+        let running_prompt = self.turns.running_prompt().map(str::to_owned);
         match update {
             Some(AgentUpdate::Event(Event::AgentError(mut error))) => {
                 error.prompt_id = error.prompt_id.or(running_prompt);
@@ -129,8 +127,8 @@ impl Hub {
                 decision,
             }) => self.resolve_permission(&permission_id, decision, None, false),
             Some(AgentUpdate::Idle) => {
-                if self.running.is_some() {
-                    self.end_turn(false).await?;
+                if self.turns.running_prompt().is_some() {
+                    self.end_turn(false);
                     self.advance().await?;
                 }
             }
@@ -144,15 +142,11 @@ impl Hub {
     /// no output follows `turn_cancelled` (OpenCode completes an aborted tool call after it
     /// reports the session idle).
     fn agent_output(&mut self, event: Event) {
-        let message_id = event.message_id().map(str::to_owned);
-        if let Some(message_id) = message_id {
-            if self.cancelled_messages.contains(&message_id) {
-                tracing::debug!(session_id = %self.record.info.id, message_id, "dropped output of a cancelled turn");
-                return;
-            }
-            if let Some(turn) = self.running.as_mut() {
-                turn.messages.insert(message_id);
-            }
+        if let Some(message_id) = event.message_id()
+            && !self.turns.claim_output(message_id)
+        {
+            tracing::debug!(session_id = %self.record.info.id, message_id, "dropped output of a cancelled turn");
+            return;
         }
         self.append(event);
     }
@@ -171,7 +165,7 @@ impl Hub {
     pub(super) async fn agent_lost(&mut self, reason: String) -> Result<(), GatewayError> {
         tracing::error!(session_id = %self.record.info.id, reason, "agent lost");
         self.agent_down();
-        let prompt_id = self.running.as_ref().map(|turn| turn.prompt_id.clone());
+        let prompt_id = self.turns.running_prompt().map(str::to_owned);
         let over_limit = self
             .services
             .provider
@@ -191,11 +185,10 @@ impl Hub {
                 ..Default::default()
             },
         }));
-        self.end_turn(true).await?;
+        self.end_turn(true);
         let _ = self.services.provider.pause(&self.record.info.id).await;
         if self.record.info.status == SessionStatus::Running {
-            self.set_status(SessionStatus::Failed, "agent_exited")
-                .await?;
+            self.set_status(SessionStatus::Failed, "agent_exited")?;
         }
         Ok(())
     }
@@ -204,11 +197,11 @@ impl Hub {
     /// [`Hub::on_paused`] finishes.
     pub(super) async fn pause(&mut self, reason: &str) -> Result<(), GatewayError> {
         check_transition(self.record.info.status, SessionStatus::Pausing)?;
-        if self.running.is_some() {
+        if self.turns.running_prompt().is_some() {
             self.abort_off_the_loop();
-            self.end_turn(true).await?;
+            self.end_turn(true);
         }
-        self.set_status(SessionStatus::Pausing, reason).await?;
+        self.set_status(SessionStatus::Pausing, reason)?;
         self.agent_down();
         let (provider, session_id) = (self.services.provider.clone(), self.record.info.id.clone());
         let reason = reason.to_owned();
@@ -227,7 +220,7 @@ impl Hub {
         let waiters = std::mem::take(&mut self.pause_waiters);
         match result {
             Ok(()) => {
-                self.set_status(SessionStatus::Paused, reason).await?;
+                self.set_status(SessionStatus::Paused, reason)?;
                 for waiter in waiters {
                     let _ = waiter.send(Ok(self.info()));
                 }
@@ -236,8 +229,7 @@ impl Hub {
             }
             Err(error) => {
                 tracing::error!(session_id = %self.record.info.id, error = %error, "pause failed");
-                self.set_status(SessionStatus::Failed, "pause_failed")
-                    .await?;
+                self.set_status(SessionStatus::Failed, "pause_failed")?;
                 let message = format!("the session could not pause: {error}");
                 let mut error = Some(error);
                 for waiter in waiters {

@@ -7,6 +7,11 @@ impl Hub {
     pub(super) async fn handle(&mut self, command: Command) -> Result<bool, GatewayError> {
         match command {
             Command::Connect(presence, reply) => {
+                let Some(hub) = self.own_handle() else {
+                    let error = GatewayError::Unavailable("the session is shutting down".into());
+                    let _ = reply.send(Err(error));
+                    return Ok(true);
+                };
                 let outlet = self.fanout.add(presence);
                 self.services
                     .metrics
@@ -14,6 +19,7 @@ impl Hub {
                 let presence = self.fanout.presence();
                 self.fanout.publish(&presence);
                 let _ = reply.send(Ok(Attached {
+                    hub,
                     outlet,
                     head_seq: self.head_seq,
                     status: self.record.info.status,

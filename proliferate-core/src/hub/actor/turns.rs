@@ -10,17 +10,9 @@ impl Hub {
         if self.record.info.status == SessionStatus::Stopped {
             return Err(GatewayError::Conflict("the session has stopped".into()));
         }
-        let waiting = |queued: &PromptRecord| queued.prompt_id == prompt.prompt_id;
-        let limit = self.services.config.max_queued_prompts;
-        if self.queue.len() >= limit && !self.queue.iter().any(waiting) {
-            return Err(GatewayError::LimitExceeded(format!(
-                "the session already holds {limit} queued prompts, its limit; send this one after a turn ends"
-            )));
-        }
-        let position = self.queue.len() + usize::from(self.running.is_some());
         prompt.admission = PromptAdmission {
             prompt_id: prompt.prompt_id.clone(),
-            queue_position: u32::try_from(position).unwrap_or(u32::MAX),
+            queue_position: self.turns.place(&prompt.prompt_id)?,
             duplicate: false,
         };
         prompt.state = PromptState::Queued;
@@ -28,6 +20,19 @@ impl Hub {
         if !new {
             return Ok(stored.admission);
         }
+        self.log_user_message(&prompt);
+        let admission = prompt.admission.clone();
+        self.turns.push(prompt);
+        // The prompt is in the log before the agent sees it and before its sender is told. If
+        // the log refuses it for now, it stays admitted and waits for the retry; a sender told
+        // `unavailable` who sends it again gets its admission.
+        self.flush().await?;
+        self.advance().await?;
+        Ok(admission)
+    }
+
+    /// Logs a prompt's `user_message`.
+    pub(super) fn log_user_message(&mut self, prompt: &PromptRecord) {
         self.append(Event::UserMessage(UserMessage {
             message_id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
             prompt_id: prompt.prompt_id.clone(),
@@ -37,12 +42,6 @@ impl Hub {
             queue_position: prompt.admission.queue_position,
             ..Default::default()
         }));
-        // The prompt is in the log before the agent sees it and before its sender is told.
-        self.flush().await?;
-        let admission = prompt.admission.clone();
-        self.queue.push_back(prompt);
-        self.advance().await?;
-        Ok(admission)
     }
 
     pub(super) async fn cancel_queued(
@@ -50,29 +49,8 @@ impl Hub {
         prompt_id: &str,
         by: Sender,
     ) -> Result<(), GatewayError> {
-        if self
-            .running
-            .as_ref()
-            .is_some_and(|turn| turn.prompt_id == prompt_id)
-        {
-            return Err(GatewayError::Conflict(format!(
-                "prompt {prompt_id} is running; cancel the turn instead"
-            )));
-        }
-        let Some(index) = self
-            .queue
-            .iter()
-            .position(|queued| queued.prompt_id == prompt_id)
-        else {
-            return Err(GatewayError::NotFound(format!(
-                "no queued prompt {prompt_id}"
-            )));
-        };
-        self.queue.remove(index);
-        self.services
-            .store
-            .set_prompt_state(&self.record.info.id, prompt_id, PromptState::Withdrawn)
-            .await?;
+        self.turns.withdraw(prompt_id)?;
+        self.stage_prompt_state(prompt_id, PromptState::Withdrawn);
         self.append(Event::QueuedPromptCancelled(QueuedPromptCancelled {
             prompt_id: prompt_id.to_owned(),
             cancelled_by: Some(by),
@@ -82,15 +60,16 @@ impl Hub {
     }
 
     pub(super) fn cancel(&mut self, by: Sender) -> bool {
-        let grace = self.services.config.cancel_grace;
-        let Some(turn) = self.running.as_mut() else {
-            return false;
-        };
-        if turn.cancel.is_none() {
-            turn.cancel = Some((Instant::now() + grace, Some(by)));
-            self.abort_off_the_loop();
+        let deadline = Instant::now() + self.services.config.cancel_grace;
+        match self.turns.cancel(Some(by), deadline) {
+            None => false,
+            Some(first) => {
+                if first {
+                    self.abort_off_the_loop();
+                }
+                true
+            }
         }
-        true
     }
 
     /// Asks the agent to stop its turn, without waiting for it.
@@ -109,12 +88,7 @@ impl Hub {
     /// agent took it ([`Done::PermissionAnswered`]).
     pub(super) fn reply_permission(&mut self, answer: PermissionAnswer) {
         let id = answer.permission_id.clone();
-        if !self.permissions.contains_key(&id) || self.answering.contains(&id) {
-            let error = if self.resolved_permissions.contains(&id) || self.answering.contains(&id) {
-                GatewayError::Conflict(format!("permission {id} was already answered"))
-            } else {
-                GatewayError::NotFound(format!("no pending permission {id}"))
-            };
+        if let Err(error) = self.permissions.answer(&id) {
             let _ = answer.reply.send(Err(error));
             return;
         }
@@ -124,13 +98,13 @@ impl Hub {
             return;
         };
         let control = control.clone();
-        self.answering.insert(id.clone());
         self.off_the_loop(async move {
             let result = control.reply_permission(&id, answer.decision).await;
             Done::PermissionAnswered(answer, result.map_err(Into::into))
         });
     }
 
+    /// Settles a pending request and logs how, once.
     pub(super) fn resolve_permission(
         &mut self,
         permission_id: &str,
@@ -138,10 +112,19 @@ impl Hub {
         resolved_by: Option<Sender>,
         timed_out: bool,
     ) {
-        if self.permissions.remove(permission_id).is_none() {
-            return;
+        if self.permissions.settle(permission_id) {
+            self.log_resolved(permission_id, decision, resolved_by, timed_out);
         }
-        self.resolved_permissions.insert(permission_id.to_owned());
+    }
+
+    /// Logs a settled request.
+    pub(super) fn log_resolved(
+        &mut self,
+        permission_id: &str,
+        decision: PermissionDecision,
+        resolved_by: Option<Sender>,
+        timed_out: bool,
+    ) {
         self.append(Event::PermissionResolved(PermissionResolved {
             permission_id: permission_id.to_owned(),
             decision,
@@ -153,12 +136,13 @@ impl Hub {
 
     /// Starts the next queued prompt when nothing runs.
     pub(super) async fn advance(&mut self) -> Result<(), GatewayError> {
-        while self.running.is_none() && !self.queue.is_empty() {
+        while self.turns.running_prompt().is_none() && self.turns.waiting() > 0 {
             let control = match &self.agent {
                 Agent::Down => {
                     // The prompts wait, and everyone is told why.
                     if let Err(GatewayError::LimitExceeded(reason)) = self.ensure_agent().await {
-                        let prompt_id = self.queue.front().map(|prompt| prompt.prompt_id.clone());
+                        let next = self.turns.next_waiting();
+                        let prompt_id = next.map(|prompt| prompt.prompt_id.clone());
                         self.append(Event::AgentError(AgentError {
                             kind: "limit_exceeded".into(),
                             message: reason,
@@ -174,22 +158,12 @@ impl Hub {
             if self.record.info.status != SessionStatus::Running {
                 return Ok(());
             }
-            let Some(prompt) = self.queue.pop_front() else {
+            // Every prompt's message is in the log before the agent sees the next one.
+            self.flush().await?;
+            let Some(prompt) = self.turns.start_next() else {
                 return Ok(());
             };
-            self.services
-                .store
-                .set_prompt_state(
-                    &self.record.info.id,
-                    &prompt.prompt_id,
-                    PromptState::Running,
-                )
-                .await?;
-            self.running = Some(Turn {
-                prompt_id: prompt.prompt_id.clone(),
-                cancel: None,
-                messages: HashSet::new(),
-            });
+            self.stage_prompt_state(&prompt.prompt_id, PromptState::Running);
             self.append(Event::TurnStarted(TurnStarted {
                 prompt_id: prompt.prompt_id.clone(),
                 ..Default::default()
@@ -216,11 +190,7 @@ impl Hub {
         let Err(error) = result else {
             return Ok(());
         };
-        if self
-            .running
-            .as_ref()
-            .is_none_or(|turn| turn.prompt_id != prompt_id)
-        {
+        if self.turns.running_prompt() != Some(prompt_id.as_str()) {
             return Ok(());
         }
         self.append(Event::AgentError(AgentError {
@@ -229,44 +199,34 @@ impl Hub {
             prompt_id: Some(prompt_id),
             ..Default::default()
         }));
-        self.end_turn(false).await?;
+        self.end_turn(false);
         self.advance().await
     }
 
     /// Ends the running turn, completed or cancelled.
-    pub(super) async fn end_turn(&mut self, cancelled: bool) -> Result<(), GatewayError> {
-        let Some(turn) = self.running.take() else {
-            return Ok(());
+    pub(super) fn end_turn(&mut self, cancelled: bool) {
+        let Some(end) = self.turns.end(cancelled) else {
+            return;
         };
-        let cancelled = cancelled || turn.cancel.is_some();
-        if cancelled {
-            self.cancelled_messages = turn.messages;
-            self.append(Event::TurnCancelled(TurnCancelled {
-                prompt_id: turn.prompt_id.clone(),
-                cancelled_by: turn.cancel.and_then(|(_, by)| by),
+        self.stage_prompt_state(&end.prompt_id, PromptState::Done);
+        self.append(match end.cancelled {
+            true => Event::TurnCancelled(TurnCancelled {
+                prompt_id: end.prompt_id,
+                cancelled_by: end.cancelled_by,
                 ..Default::default()
-            }));
-        } else {
-            self.append(Event::TurnCompleted(TurnCompleted {
-                prompt_id: turn.prompt_id.clone(),
+            }),
+            false => Event::TurnCompleted(TurnCompleted {
+                prompt_id: end.prompt_id,
                 ..Default::default()
-            }));
-        }
-        for permission_id in std::mem::take(&mut self.permissions).into_keys() {
-            self.resolved_permissions.insert(permission_id);
-        }
-        self.services
-            .store
-            .set_prompt_state(&self.record.info.id, &turn.prompt_id, PromptState::Done)
-            .await?;
-        Ok(())
+            }),
+        });
+        self.permissions.end_turn();
     }
 
     pub(super) fn permission_asked(&mut self, ask: PermissionAsk) {
         let timeout = self.services.config.permission_timeout;
         let expires_at = now_millis() + timeout.as_millis() as i64;
-        self.permissions
-            .insert(ask.permission_id.clone(), Instant::now() + timeout);
+        (self.permissions).ask(ask.permission_id.clone(), Instant::now() + timeout);
         self.append(Event::PermissionRequested(PermissionRequested {
             permission_id: ask.permission_id,
             permission: ask.permission,

@@ -1,0 +1,134 @@
+//! Each live session's hub, started on demand and dropped when it has nothing to do.
+//!
+//! A hub that has had no connection, no agent and no work for [`HubConfig::evict_after`] leaves
+//! the table and stops; the next call about its session starts a new one from the store. A
+//! command that reaches a hub as it leaves is handed on to its successor, so callers never see
+//! an eviction.
+//!
+//! [`HubConfig::evict_after`]: crate::hub::HubConfig::evict_after
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::OnceCell;
+
+use super::Services;
+use crate::GatewayError;
+use crate::hub::{Command, HubHandle, Reply};
+
+/// The most times a command is handed to a new hub because the one it reached had stopped.
+const DELIVERY_ATTEMPTS: usize = 3;
+
+/// Sessions' hubs by session id. The lock is held only to find a session's cell, never while a
+/// hub starts (which replays its log), so one slow start blocks no other.
+#[derive(Default)]
+pub(crate) struct Hubs(Mutex<HashMap<String, Arc<OnceCell<HubHandle>>>>);
+
+impl Hubs {
+    fn table(&self) -> MutexGuard<'_, HashMap<String, Arc<OnceCell<HubHandle>>>> {
+        self.0.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Forgets `hub`, if it is still the one the session's entry holds.
+    pub fn forget(&self, session_id: &str, hub: &HubHandle) {
+        let mut table = self.table();
+        let current = table.get(session_id).and_then(|cell| cell.get());
+        if current.is_some_and(|current| current.same_hub(hub)) {
+            table.remove(session_id);
+        }
+    }
+
+    /// Takes every hub out of the table.
+    pub fn drain(&self) -> Vec<HubHandle> {
+        (self.table().drain())
+            .filter_map(|(_, cell)| cell.get().cloned())
+            .collect()
+    }
+}
+
+impl Services {
+    /// The session's hub, started (from the store) if it has none.
+    pub(crate) async fn hub(self: &Arc<Self>, session_id: &str) -> Result<HubHandle, GatewayError> {
+        let cell = {
+            let mut table = self.hubs.table();
+            let cell = table.entry(session_id.to_owned()).or_default();
+            if cell.get().is_some_and(HubHandle::is_closed) {
+                *cell = Arc::default();
+            }
+            cell.clone()
+        };
+        let started = cell
+            .get_or_try_init(|| async {
+                let record =
+                    self.store.session(session_id).await?.ok_or_else(|| {
+                        GatewayError::NotFound(format!("no session {session_id}"))
+                    })?;
+                let hub = crate::hub::spawn(self.clone(), record).await?;
+                self.metrics.hub_started();
+                Ok::<_, GatewayError>(hub)
+            })
+            .await;
+        match started {
+            Ok(hub) => Ok(hub.clone()),
+            Err(error) => {
+                let mut table = self.hubs.table();
+                if (table.get(session_id)).is_some_and(|current| Arc::ptr_eq(current, &cell)) {
+                    table.remove(session_id);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Hands `command` to the session's hub, starting a new one when the hub it reached has
+    /// stopped. On failure the command comes back, with why.
+    pub(crate) async fn deliver(
+        self: &Arc<Self>,
+        session_id: &str,
+        mut command: Command,
+    ) -> Result<(), (Command, GatewayError)> {
+        for _ in 0..DELIVERY_ATTEMPTS {
+            let hub = match self.hub(session_id).await {
+                Ok(hub) => hub,
+                Err(error) => return Err((command, error)),
+            };
+            match hub.send(command).await {
+                Ok(()) => return Ok(()),
+                Err(returned) => command = returned,
+            }
+        }
+        let error = GatewayError::Unavailable("the session's hub keeps stopping".into());
+        Err((command, error))
+    }
+
+    /// Delivers commands a leaving hub had queued to the session's next hub, in order, off the
+    /// leaving hub's task.
+    pub(crate) fn hand_over(self: &Arc<Self>, session_id: &str, commands: Vec<Command>) {
+        if commands.is_empty() {
+            return;
+        }
+        let (services, session_id) = (self.clone(), session_id.to_owned());
+        tokio::spawn(async move {
+            for command in commands {
+                if let Err((command, error)) = services.deliver(&session_id, command).await {
+                    command.refuse(error);
+                }
+            }
+        });
+    }
+
+    /// Sends the session's hub a command and waits for its answer.
+    pub(crate) async fn ask<T>(
+        self: &Arc<Self>,
+        session_id: &str,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, GatewayError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.deliver(session_id, command(reply))
+            .await
+            .map_err(|(_, error)| error)?;
+        answer
+            .await
+            .map_err(|_| GatewayError::Unavailable("the session is shutting down".into()))?
+    }
+}
