@@ -387,7 +387,8 @@ export interface RevokeTokenRequest {
 export type Role = "user" | "assistant";
 
 /** Resource limits of a sandbox. In a request each field lowers the server's limit (a value above
-it is refused); in session info each field is the limit in force. */
+it is refused, as is one below the least a sandbox works with); in session info each field is
+the limit in force. */
 export interface SandboxLimits {
   /** CPU time, in thousandths of a core (1000 is one core). */
   cpu_millicores?: number | null;
@@ -403,6 +404,8 @@ unenforced); set by the server, ignored in requests. */
   open_files?: number | null;
   /** Processes and threads at once. */
   processes?: number | null;
+  /** Fields this version does not know, kept as sent. */
+  [field: string]: unknown;
 }
 
 /** A permission a token grants. */
@@ -410,7 +413,7 @@ export type Scope = "read" | "write" | "admin";
 
 /** Body of `POST /v1/sessions/{id}/messages`: the same admission path as a WebSocket `prompt`. */
 export interface SendMessageRequest {
-  /** The prompt text. */
+  /** The prompt text; not only whitespace. */
   content: string;
   /** Attached images, as `data:` URIs or URLs. */
   images?: Array<string>;

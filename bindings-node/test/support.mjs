@@ -15,10 +15,10 @@ export function serverProgram() {
   return join(process.env.CARGO_TARGET_DIR ?? join(cache, "target"), "debug/proliferate-server");
 }
 
-/** Starts a server on port 0 in a fresh data folder. */
-export async function startServer() {
+/** Starts a server on port 0 in a fresh data folder, with `settings` (command-line flags). */
+export async function startServer(settings = []) {
   const dataDir = mkdtempSync(join(tmpdir(), "proliferate-node-"));
-  const child = spawn(serverProgram(), ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+  const child = spawn(serverProgram(), ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...settings], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
   });

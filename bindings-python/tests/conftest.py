@@ -31,10 +31,10 @@ def server_program() -> str:
 class Server:
     """A running server and a way to mint its tokens."""
 
-    def __init__(self, data_dir: pathlib.Path):
+    def __init__(self, data_dir: pathlib.Path, *settings: str):
         self.data_dir = data_dir
         self.process = subprocess.Popen(
-            [server_program(), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+            [server_program(), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *settings],
             stdout=subprocess.PIPE,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
             text=True,

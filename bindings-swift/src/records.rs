@@ -80,7 +80,7 @@ impl From<SandboxLimits> for proliferate_client::protocol::v1::SandboxLimits {
             processes: limits.processes,
             open_files: limits.open_files,
             disk_bytes: limits.disk_bytes,
-            enforced_by: None,
+            ..Self::default()
         }
     }
 }

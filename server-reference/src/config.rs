@@ -217,7 +217,7 @@ impl ServeArgs {
             processes: Some(self.process_limit),
             open_files: Some(self.open_files_limit),
             disk_bytes: Some(self.disk_limit),
-            enforced_by: None,
+            ..SandboxLimits::default()
         }
     }
 

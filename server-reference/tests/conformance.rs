@@ -200,6 +200,35 @@ async fn http_answers_as_the_spec_says() {
             "{path} is missing from the document"
         );
     }
+    // The document and the router are one table: every documented operation is routed (a
+    // routed request without a token is refused with problem+json, an unrouted one gets the
+    // router's bare 404 or 405), and a method the document does not list is not, except on the
+    // agent proxy, which takes every method to refuse the ones its policy does not allow.
+    let paths = document["paths"].as_object().unwrap();
+    for (path, operations) in paths {
+        let concrete = path
+            .split('/')
+            .map(|segment| match segment.starts_with('{') {
+                true => "x",
+                false => segment,
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let request = api.http.request(
+                method.to_uppercase().parse().unwrap(),
+                format!("{}{concrete}", api.base),
+            );
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let problem = (response.headers().get("content-type"))
+                .is_some_and(|value| value == "application/problem+json");
+            let routed = status != 405 && (status != 404 || problem);
+            let documented = operations.get(method).is_some();
+            let proxied = path.contains("/agent");
+            assert_eq!(routed, documented || proxied, "{method} {path}: {status}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -432,7 +432,8 @@ Role = Literal['user', 'assistant']
 @dataclass(frozen=True, kw_only=True)
 class SandboxLimits:
     """Resource limits of a sandbox. In a request each field lowers the server's limit (a value above
-it is refused); in session info each field is the limit in force."""
+it is refused, as is one below the least a sandbox works with); in session info each field is
+the limit in force."""
     cpu_millicores: int | None = None
     """CPU time, in thousandths of a core (1000 is one core)."""
     disk_bytes: int | None = None
@@ -447,6 +448,8 @@ unenforced); set by the server, ignored in requests."""
     """Open files per process."""
     processes: int | None = None
     """Processes and threads at once."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, kept as sent."""
 
 
 Scope = Literal['read', 'write', 'admin']
@@ -457,7 +460,7 @@ Scope = Literal['read', 'write', 'admin']
 class SendMessageRequest:
     """Body of `POST /v1/sessions/{id}/messages`: the same admission path as a WebSocket `prompt`."""
     content: str
-    """The prompt text."""
+    """The prompt text; not only whitespace."""
     images: list[str] = field(default_factory=list)
     """Attached images, as `data:` URIs or URLs."""
     prompt_id: str | None = None

@@ -24,17 +24,18 @@ final class TestServer {
     private(set) var process: Process
     private(set) var url: String
 
-    init(port: Int = 0, dataDirectory: URL? = nil) throws {
+    /// Starts a server; `settings` are extra command-line flags.
+    init(port: Int = 0, dataDirectory: URL? = nil, settings: [String] = []) throws {
         self.dataDirectory = dataDirectory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("proliferate-swift-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.dataDirectory, withIntermediateDirectories: true)
-        (process, url) = try TestServer.launch(port: port, dataDirectory: self.dataDirectory)
+        (process, url) = try TestServer.launch(port: port, dataDirectory: self.dataDirectory, settings: settings)
     }
 
-    private static func launch(port: Int, dataDirectory: URL) throws -> (Process, String) {
+    private static func launch(port: Int, dataDirectory: URL, settings: [String]) throws -> (Process, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Environment.serverProgram)
-        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--data-dir", dataDirectory.path]
+        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--data-dir", dataDirectory.path] + settings
         let output = Pipe()
         process.standardOutput = output
         try process.run()

@@ -236,7 +236,7 @@ impl Gateway {
                 "revoking tokens needs the admin scope".into(),
             ));
         }
-        if jti.is_empty() || jti.len() > 128 {
+        if jti.is_empty() || jti.chars().count() > 128 {
             return Err(GatewayError::BadRequest(
                 "jti must be 1 to 128 characters".into(),
             ));

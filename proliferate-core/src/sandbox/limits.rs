@@ -21,7 +21,7 @@ pub fn default_limits() -> SandboxLimits {
         processes: Some(512),
         open_files: Some(4096),
         disk_bytes: Some(10 << 30),
-        enforced_by: None,
+        ..SandboxLimits::default()
     }
 }
 
@@ -61,7 +61,7 @@ pub fn within(server: &SandboxLimits, requested: &SandboxLimits) -> Result<Sandb
         processes: pick("processes", server.processes, requested.processes)?,
         open_files: pick("open_files", server.open_files, requested.open_files)?,
         disk_bytes: pick("disk_bytes", server.disk_bytes, requested.disk_bytes)?,
-        enforced_by: None,
+        ..SandboxLimits::default()
     })
 }
 

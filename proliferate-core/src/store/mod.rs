@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use memory::MemoryStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 
 use crate::protocol::v1::{
     ModelUsage, PromptAdmission, Sender, SessionInfo, SnapshotInfo, TokenUsage, Transcript,

@@ -88,6 +88,18 @@ CREATE TABLE compacted_transcripts (
 "#,
 ];
 
+/// When a committed write is safe from a power failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is on disk before it returns (`synchronous=FULL`): an event sent to clients
+    /// is never lost and its seq never reused. The default.
+    #[default]
+    Full,
+    /// Commits reach the disk at checkpoints (`synchronous=NORMAL`): faster, and a power failure
+    /// may lose the last commits (never corrupt the database). Only for disposable data.
+    Normal,
+}
+
 /// Metadata and the event log in one SQLite database.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -99,12 +111,22 @@ fn corrupt(error: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Opens (creating if needed) the database at `path` and applies pending migrations, with
+    /// every commit durable.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::Full).await
+    }
+
+    /// Opens the database at `path` with the given durability.
+    pub async fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let synchronous = match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()

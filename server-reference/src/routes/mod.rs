@@ -6,6 +6,9 @@ mod sessions;
 mod socket;
 mod stream;
 mod system;
+mod table;
+
+pub(crate) use table::OPERATIONS;
 
 use std::sync::Arc;
 
@@ -14,7 +17,6 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
-use axum::routing::{any, delete, get, post};
 use proliferate_core::protocol::v1::Principal;
 use proliferate_core::{Gateway, GatewayError};
 use serde::de::DeserializeOwned;
@@ -43,37 +45,10 @@ const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// The whole API, ready to serve or to nest in another axum app.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/sessions", post(sessions::create).get(sessions::list))
-        .route(
-            "/v1/sessions/{id}",
-            get(sessions::get).delete(sessions::delete),
-        )
-        .route("/v1/sessions/{id}/pause", post(sessions::pause))
-        .route("/v1/sessions/{id}/resume", post(sessions::resume))
-        .route("/v1/sessions/{id}/snapshot", post(sessions::snapshot))
-        .route("/v1/sessions/{id}/messages", post(sessions::send_message))
-        .route(
-            "/v1/sessions/{id}/messages/{prompt_id}",
-            delete(sessions::cancel_queued),
-        )
-        .route("/v1/sessions/{id}/cancel", post(sessions::cancel))
-        .route(
-            "/v1/sessions/{id}/permissions/{permission_id}",
-            post(sessions::reply_permission),
-        )
-        .route("/v1/sessions/{id}/events", get(sessions::events))
-        .route("/v1/sessions/{id}/transcript", get(sessions::transcript))
-        .route("/v1/sessions/{id}/usage", get(sessions::usage))
-        .route("/v1/usage", get(sessions::organization_usage))
-        .route("/v1/tokens/revoke", post(sessions::revoke_token))
-        .route("/v1/sessions/{id}/ws", get(socket::upgrade))
-        .route("/v1/sessions/{id}/agent", any(proxy::forward_root))
-        .route("/v1/sessions/{id}/agent/{*path}", any(proxy::forward))
-        .route("/healthz", get(system::health))
-        .route("/readyz", get(system::ready))
-        .route("/metrics", get(system::metrics))
-        .route("/v1/openapi.json", get(system::openapi))
+    let mounted = (table::OPERATIONS.iter()).fold(Router::new(), |router, operation| {
+        router.route(operation.path, (operation.mount)())
+    });
+    mounted
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(
             crate::observability::trace_request,

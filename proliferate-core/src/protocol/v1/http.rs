@@ -19,6 +19,7 @@ pub struct CreateSessionRequest {
     pub initial_prompt: Option<String>,
     /// The model to use, as `provider/model`; the server's default otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[^/]+/[\s\S]+$"))]
     pub model: Option<String>,
     /// Resource limits for the sandbox, each no higher than the server's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,6 +50,7 @@ pub struct SessionList {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct RevokeTokenRequest {
     /// The token's `jti` claim.
+    #[schemars(length(min = 1, max = 128))]
     pub jti: String,
     /// Fields this version does not know.
     #[serde(flatten)]
@@ -60,8 +62,10 @@ pub struct RevokeTokenRequest {
 pub struct SendMessageRequest {
     /// The client-chosen id that makes the prompt idempotent; generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
     pub prompt_id: Option<String>,
-    /// The prompt text.
+    /// The prompt text; not only whitespace.
+    #[schemars(regex(pattern = r"\S"))]
     pub content: String,
     /// Attached images, as `data:` URIs or URLs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -98,29 +98,38 @@ pub struct SessionInfo {
 }
 
 /// Resource limits of a sandbox. In a request each field lowers the server's limit (a value above
-/// it is refused); in session info each field is the limit in force.
+/// it is refused, as is one below the least a sandbox works with); in session info each field is
+/// the limit in force.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct SandboxLimits {
     /// Memory of every process in the sandbox together, including its `/tmp`, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 67108864))]
     pub memory_bytes: Option<u64>,
     /// CPU time, in thousandths of a core (1000 is one core).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 4294967295u32))]
     pub cpu_millicores: Option<u32>,
     /// Processes and threads at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 16, max = 4294967295u32))]
     pub processes: Option<u32>,
     /// Open files per process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 64, max = 4294967295u32))]
     pub open_files: Option<u32>,
     /// Disk for the sandbox's home and workspace together, in bytes, where the server gives each
     /// sandbox a disk of its own; elsewhere the largest file it may write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 67108864))]
     pub disk_bytes: Option<u64>,
     /// How the limits are enforced, for example `cgroup v1` or `rlimit` (memory, CPU and processes
     /// unenforced); set by the server, ignored in requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enforced_by: Option<String>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// A permission a token grants.
