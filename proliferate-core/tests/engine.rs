@@ -624,3 +624,44 @@ async fn a_restart_follows_the_log_when_a_prompts_stored_state_lags_behind() {
             .all(|p| p.prompt_id != ended.prompt_id)
     );
 }
+
+/// A slow disk delays publishing, nothing else: while appends wait, the hub keeps beating and
+/// keeps draining the agent (whose update channel would otherwise fill and stall it).
+#[tokio::test(start_paused = true)]
+async fn a_slow_store_delays_publishing_but_not_heartbeats_or_the_agent() {
+    let engine = Engine::start(config()).await;
+    let (session, mut agent, mut stream) = engine.running().await;
+    engine.prompt(&session.id, "go").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    until(&mut stream, |e| matches!(e, Event::TurnStarted(_))).await;
+
+    engine.store.hold_appends(true);
+    // Far more than the agent's update channel holds (64).
+    let said = tokio::time::timeout(Duration::from_secs(60), async {
+        for line in 0..300 {
+            agent.say(&format!("line {line}")).await;
+        }
+        agent.finish().await;
+    });
+    said.await
+        .expect("the hub drained the agent while the store was held");
+    let (mut beats, held_until) = (0, tokio::time::Instant::now() + Duration::from_secs(60));
+    while tokio::time::Instant::now() < held_until {
+        match next(&mut stream).await {
+            Ok(ServerFrame::Heartbeat(_)) => beats += 1,
+            Ok(ServerFrame::Event(event)) => panic!("published before it was written: {event:?}"),
+            _ => {}
+        }
+    }
+    assert!(beats >= 3, "beats went on: {beats}");
+
+    engine.store.hold_appends(false);
+    let seen = until(&mut stream, |e| matches!(e, Event::TurnCompleted(_))).await;
+    let deltas = seen
+        .iter()
+        .filter(|e| matches!(e.event, Event::TextDelta(_)));
+    assert_eq!(deltas.count(), 300);
+    let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
+    let first = seqs[0];
+    assert_eq!(seqs, (first..first + seqs.len() as u64).collect::<Vec<_>>());
+}

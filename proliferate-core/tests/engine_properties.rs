@@ -1,5 +1,5 @@
 //! Properties of the event log under any sequence of what clients, the agent, the provider and
-//! the store can do, on paused time: seqs are dense from 1 with no duplicate, every started
+//! the store (down, or slow) can do, on paused time: seqs are dense from 1 with no duplicate, every started
 //! turn ends exactly once before the next starts, every admitted prompt is logged once, a replay
 //! is the log byte for byte, and nothing fails as `internal`.
 
@@ -32,6 +32,7 @@ enum Step {
     Snapshot,
     SnapshotFails(bool),
     StoreDown(bool),
+    StoreSlow(bool),
     Wait(u16),
 }
 
@@ -50,6 +51,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Snapshot),
         1 => any::<bool>().prop_map(Step::SnapshotFails),
         1 => any::<bool>().prop_map(Step::StoreDown),
+        1 => any::<bool>().prop_map(Step::StoreSlow),
         2 => (0u16..400).prop_map(Step::Wait),
     ]
 }
@@ -65,6 +67,9 @@ struct Run {
     prompts: Vec<String>,
     permissions: Vec<String>,
     admitted: HashSet<String>,
+    /// Prompts whose sender was told `unavailable`.
+    unanswered: HashSet<String>,
+    sent: usize,
 }
 
 impl Run {
@@ -74,6 +79,28 @@ impl Run {
             self.agent = Some(agent);
         }
         self.agent.as_mut()
+    }
+
+    /// Sends a prompt; one answered `unavailable` may have been admitted, so it is sent again
+    /// once the store is back, as a client would.
+    async fn send(&mut self, prompt_id: String) {
+        let request = SendMessageRequest {
+            prompt_id: Some(prompt_id.clone()),
+            content: format!("content of {prompt_id}"),
+            ..Default::default()
+        };
+        let (gateway, who, id) = (&self.gateway, &self.who, &self.session_id);
+        match gateway.send_prompt(who, id, request, "test").await {
+            Ok(admission) => {
+                self.unanswered.remove(&prompt_id);
+                self.admitted.insert(admission.prompt_id.clone());
+                self.prompts.push(admission.prompt_id);
+            }
+            Err(error) if error.code() == ErrorCode::Unavailable => {
+                self.unanswered.insert(prompt_id);
+            }
+            Err(error) => drop(self.check::<()>(Err(error))),
+        }
     }
 
     fn check<T>(&mut self, result: Result<T, GatewayError>) -> Option<T> {
@@ -86,7 +113,21 @@ impl Run {
         }
     }
 
+    /// Applies a step; no call may hang, whatever the store does.
     async fn apply(&mut self, step: Step) {
+        let description = format!("{step:?}");
+        let waits = match step {
+            Step::Wait(seconds) => u64::from(seconds),
+            _ => 0,
+        };
+        let patience = Duration::from_secs(waits + 120);
+        let applied = tokio::time::timeout(patience, self.apply_now(step));
+        applied
+            .await
+            .unwrap_or_else(|_| panic!("{description} hung"));
+    }
+
+    async fn apply_now(&mut self, step: Step) {
         let (gateway, who, id) = (
             self.gateway.clone(),
             self.who.clone(),
@@ -94,15 +135,9 @@ impl Run {
         );
         match step {
             Step::Prompt => {
-                let request = SendMessageRequest {
-                    content: format!("prompt {}", self.prompts.len()),
-                    ..Default::default()
-                };
-                let admitted = gateway.send_prompt(&who, &id, request, "test").await;
-                if let Some(admission) = self.check(admitted) {
-                    self.admitted.insert(admission.prompt_id.clone());
-                    self.prompts.push(admission.prompt_id);
-                }
+                let prompt_id = format!("prm_{}", self.sent);
+                self.sent += 1;
+                self.send(prompt_id).await;
             }
             Step::Cancel => drop(self.check(gateway.cancel(&who, &id, "test").await)),
             Step::CancelQueued(index) => {
@@ -154,6 +189,7 @@ impl Run {
             Step::SnapshotFails(true) => self.provider.fail(Operation::Snapshot, "disk full"),
             Step::SnapshotFails(false) => self.provider.heal(Operation::Snapshot),
             Step::StoreDown(down) => self.store.set_unavailable(down.then_some("outage")),
+            Step::StoreSlow(slow) => self.store.hold_appends(slow),
             Step::Wait(seconds) => tokio::time::sleep(Duration::from_secs(seconds.into())).await,
         }
         // Let the hub take in what the agent said before the next step.
@@ -204,12 +240,22 @@ async fn run(steps: Vec<Step>) {
         prompts: Vec::new(),
         permissions: Vec::new(),
         admitted: HashSet::new(),
+        unanswered: HashSet::new(),
+        sent: 0,
     };
     for step in steps {
         run.apply(step).await;
     }
     // Settle: the store comes back, the agent finishes what it runs, every timer fires.
     run.store.set_unavailable(None);
+    run.store.hold_appends(false);
+    for prompt_id in run.unanswered.clone() {
+        run.send(prompt_id).await;
+    }
+    assert!(
+        run.unanswered.is_empty(),
+        "sent again once the store is back, each is admitted"
+    );
     for _ in 0..=run.prompts.len() {
         run.apply(Step::Finish).await;
         run.apply(Step::Wait(3600)).await;

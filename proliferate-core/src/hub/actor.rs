@@ -26,6 +26,7 @@ use crate::transcript::TranscriptReducer;
 mod agent;
 mod commands;
 mod turns;
+mod writes;
 
 /// Events read per page while the hub rebuilds its transcript at start-up.
 const PAGE: u32 = 1000;
@@ -71,6 +72,16 @@ struct Hub {
     record_dirty: bool,
     /// Prompt states to store, in order, after the events that explain them.
     prompt_states: Vec<(String, PromptState)>,
+    /// The write in flight.
+    writing: Option<writes::Writing>,
+    /// When a write the store refused is tried again.
+    retry_at: Option<Instant>,
+    /// The newest seq in the log.
+    written_seq: u64,
+    /// The seq of the newest `user_message`: no turn starts before it is in the log.
+    last_user_message_seq: u64,
+    /// Senders waiting for their prompt's `user_message` to be in the log.
+    admitting: Vec<writes::Admitting>,
     reducer: TranscriptReducer,
     fanout: FanOut,
     agent: Agent,
@@ -152,14 +163,20 @@ pub(crate) async fn spawn(
     let turns = TurnQueue::new(queue, services.config.max_queued_prompts);
     let (commands, command_receiver) = mpsc::channel(256);
     let (done, done_receiver) = mpsc::channel(64);
+    let head_seq = record.info.head_seq;
     let mut hub = Hub {
-        head_seq: record.info.head_seq,
+        head_seq,
         fanout: FanOut::new(services.config.send_budget),
         services,
         record,
         unpersisted: Vec::new(),
         record_dirty: false,
         prompt_states: Vec::new(),
+        writing: None,
+        retry_at: None,
+        written_seq: head_seq,
+        last_user_message_seq: 0,
+        admitting: Vec::new(),
         reducer,
         agent: Agent::Down,
         updates: None,
@@ -199,7 +216,7 @@ pub(crate) async fn spawn(
     if agent_should_run(hub.record.info.status) {
         hub.set_status(SessionStatus::Failed, "gateway_restarted")?;
     }
-    hub.flush().await?;
+    hub.write_out().await?;
     let handle = HubHandle {
         commands,
         session_id: session_id.into(),
@@ -229,21 +246,22 @@ impl Hub {
                 },
                 update = next_update(&mut self.updates) => self.on_update(update).await.map(|()| true),
                 Some(done) = done.recv() => self.on_done(done).await.map(|()| true),
+                written = writes::written(&mut self.writing) => self.on_written(written).await.map(|()| true),
                 () = tokio::time::sleep_until(deadline) => self.on_deadlines().await.map(|()| true),
                 _ = heartbeat.tick() => {
                     self.heartbeat();
                     Ok(true)
                 }
             };
-            let flushed = self.flush().await;
-            match (outcome, flushed) {
-                (Ok(true), Ok(())) => {}
-                (Ok(false), _) => break,
-                // A busy store: what could not be written waits for the next flush.
-                (Err(error), _) | (_, Err(error)) if error.is_transient() => {
-                    tracing::warn!(session_id, error = %error, "the store is busy; retrying");
+            self.start_write();
+            match outcome {
+                Ok(true) => {}
+                Ok(false) => break,
+                // A busy store: the call fails, and the hub goes on.
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(session_id, error = %error, "the store is busy");
                 }
-                (Err(error), _) | (_, Err(error)) => {
+                Err(error) => {
                     tracing::error!(session_id, error = %error, "hub stopped on an error");
                     break;
                 }
@@ -268,7 +286,7 @@ impl Hub {
 
     /// Leaves the hub table, then hands the commands that were already on their way to the
     /// session's next hub.
-    async fn leave(&self, commands: &mut mpsc::Receiver<Command>) {
+    async fn leave(&mut self, commands: &mut mpsc::Receiver<Command>) {
         let session_id = &self.record.info.id;
         if let Some(own) = self.own_handle() {
             self.services.hubs.forget(session_id, &own);
@@ -336,7 +354,7 @@ impl Hub {
 
     // ----- the log --------------------------------------------------------------------------
 
-    /// Numbers an event and stages it; [`Hub::flush`] persists, then broadcasts.
+    /// Numbers an event and stages it; [`Hub::start_write`] stores it, then it is published.
     pub(super) fn append(&mut self, event: Event) {
         self.head_seq += 1;
         let mut frame = ServerFrame::Event(EventEnvelope {
@@ -362,68 +380,6 @@ impl Hub {
             seq: self.head_seq,
             frame: Bytes::from(bytes),
         });
-    }
-
-    /// Whether anything waits to be stored.
-    pub(super) fn unflushed(&self) -> bool {
-        !self.unpersisted.is_empty() || self.record_dirty || !self.prompt_states.is_empty()
-    }
-
-    /// Stores a prompt's new state with the next flush, after the events staged before it.
-    pub(super) fn stage_prompt_state(&mut self, prompt_id: &str, state: PromptState) {
-        self.prompt_states.push((prompt_id.to_owned(), state));
-    }
-
-    /// Stores what is staged (events, then the session's record, then prompt states) and
-    /// publishes the events. What the store refuses stays staged, in order, for the next flush:
-    /// nothing is published before it is durable.
-    pub(super) async fn flush(&mut self) -> Result<(), GatewayError> {
-        let session_id = self.record.info.id.clone();
-        if !self.unpersisted.is_empty() {
-            let events = std::mem::take(&mut self.unpersisted);
-            if let Err(error) = self.services.log.append(&session_id, &events).await {
-                self.unpersisted = events;
-                return Err(error.into());
-            }
-            self.services.metrics.events_appended(events.len());
-            for event in events {
-                self.publish(&Frame {
-                    seq: event.seq,
-                    bytes: event.frame,
-                });
-            }
-        }
-        if self.record_dirty {
-            self.services.store.update_session(&self.record).await?;
-            self.record_dirty = false;
-        }
-        while let Some((prompt_id, state)) = self.prompt_states.first() {
-            let store = &self.services.store;
-            store
-                .set_prompt_state(&session_id, prompt_id, *state)
-                .await?;
-            self.prompt_states.remove(0);
-        }
-        self.compact_if_due().await
-    }
-
-    /// Keeps the newest `retained_events` of the log, once it holds a quarter more: the older
-    /// ones go, with the transcript (folded through the head) kept in their place.
-    async fn compact_if_due(&mut self) -> Result<(), GatewayError> {
-        let Some(retained) = self.services.config.retained_events else {
-            return Ok(());
-        };
-        let slack = (retained / 4).max(1);
-        if self.head_seq < self.earliest_retained + retained + slack {
-            return Ok(());
-        }
-        let through_seq = self.head_seq - retained;
-        self.services
-            .log
-            .compact(&self.record.info.id, through_seq, self.reducer.transcript())
-            .await?;
-        self.earliest_retained = through_seq + 1;
-        Ok(())
     }
 
     pub(super) fn publish(&mut self, frame: &Frame) {
@@ -466,11 +422,7 @@ impl Hub {
     // ----- timers ---------------------------------------------------------------------------
 
     fn next_deadline(&self) -> Instant {
-        // Events the store refused are retried every second.
-        let far = match self.unflushed() {
-            false => Instant::now() + Duration::from_secs(3600),
-            true => Instant::now() + Duration::from_secs(1),
-        };
+        let far = Instant::now() + Duration::from_secs(3600);
         let idle = self
             .idle_since
             .map(|since| since + self.services.config.idle_grace);
@@ -482,12 +434,15 @@ impl Hub {
             .chain(idle)
             .chain(cancel)
             .chain(eviction)
+            .chain(self.retry_at)
+            .chain(self.admission_deadline())
             .min()
             .unwrap_or(far)
     }
 
     async fn on_deadlines(&mut self) -> Result<(), GatewayError> {
         let now = Instant::now();
+        self.expire_admissions(now);
         let default = self.services.config.permission_default;
         for permission_id in self.permissions.expired(now) {
             if let Agent::Up(control) = &self.agent {

@@ -33,6 +33,8 @@ struct Tables {
 #[derive(Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
+    /// True while event appends wait, as on a slow disk.
+    appends_held: tokio::sync::watch::Sender<bool>,
 }
 
 impl MemoryStore {
@@ -45,6 +47,11 @@ impl MemoryStore {
     /// unreachable database would; `None` heals it.
     pub fn set_unavailable(&self, reason: Option<&str>) {
         self.lock().fault = reason.map(str::to_owned);
+    }
+
+    /// Makes event appends wait until released (`false`), as a slow or locked disk would.
+    pub fn hold_appends(&self, held: bool) {
+        self.appends_held.send_replace(held);
     }
 
     fn lock(&self) -> MutexGuard<'_, Tables> {
@@ -260,6 +267,7 @@ impl MetadataStore for MemoryStore {
 #[async_trait]
 impl EventLog for MemoryStore {
     async fn append(&self, session_id: &str, events: &[StoredEvent]) -> Result<(), StoreError> {
+        let _ = self.appends_held.subscribe().wait_for(|held| !held).await;
         let mut tables = self.tables()?;
         let log = tables.events.entry(session_id.to_owned()).or_default();
         // All or nothing, as one transaction.

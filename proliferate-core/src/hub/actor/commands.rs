@@ -45,10 +45,7 @@ impl Hub {
                     self.fanout.publish(&presence);
                 }
             }
-            Command::Prompt(prompt, reply) => {
-                let answer = self.admit(prompt).await;
-                let _ = reply.send(answer);
-            }
+            Command::Prompt(prompt, reply) => self.admit(prompt, reply).await?,
             Command::CancelQueued(prompt_id, by, reply) => {
                 let answer = self.cancel_queued(&prompt_id, by).await;
                 let _ = reply.send(answer);
@@ -127,6 +124,9 @@ impl Hub {
                 return Ok(false);
             }
             Command::Shutdown(done) => {
+                if let Err(error) = self.write_out().await {
+                    tracing::warn!(session_id = %self.record.info.id, error = %error, "events left unwritten at shutdown");
+                }
                 self.agent_down();
                 let _ = self.services.provider.pause(&self.record.info.id).await;
                 let _ = done.send(());

@@ -3,10 +3,29 @@
 use super::*;
 
 impl Hub {
+    /// Admits a prompt: its sender is answered once its `user_message` is in the log, and the
+    /// agent sees it only then. A prompt admitted before is answered at once.
     pub(super) async fn admit(
         &mut self,
+        prompt: PromptRecord,
+        reply: Reply<PromptAdmission>,
+    ) -> Result<(), GatewayError> {
+        match self.admission(prompt).await {
+            Ok((admission, true)) => {
+                self.answer_when_written(self.last_user_message_seq, admission, reply);
+                self.advance().await?;
+            }
+            Ok((admission, false)) => drop(reply.send(Ok(admission))),
+            Err(error) => drop(reply.send(Err(error))),
+        }
+        Ok(())
+    }
+
+    /// Stores, logs and queues a new prompt; true when it is new.
+    async fn admission(
+        &mut self,
         mut prompt: PromptRecord,
-    ) -> Result<PromptAdmission, GatewayError> {
+    ) -> Result<(PromptAdmission, bool), GatewayError> {
         if self.record.info.status == SessionStatus::Stopped {
             return Err(GatewayError::Conflict("the session has stopped".into()));
         }
@@ -18,17 +37,12 @@ impl Hub {
         prompt.state = PromptState::Queued;
         let (stored, new) = self.services.store.admit_prompt(&prompt).await?;
         if !new {
-            return Ok(stored.admission);
+            return Ok((stored.admission, false));
         }
         self.log_user_message(&prompt);
         let admission = prompt.admission.clone();
         self.turns.push(prompt);
-        // The prompt is in the log before the agent sees it and before its sender is told. If
-        // the log refuses it for now, it stays admitted and waits for the retry; a sender told
-        // `unavailable` who sends it again gets its admission.
-        self.flush().await?;
-        self.advance().await?;
-        Ok(admission)
+        Ok((admission, true))
     }
 
     /// Logs a prompt's `user_message`.
@@ -42,6 +56,7 @@ impl Hub {
             queue_position: prompt.admission.queue_position,
             ..Default::default()
         }));
+        self.last_user_message_seq = self.head_seq;
     }
 
     pub(super) async fn cancel_queued(
@@ -158,8 +173,10 @@ impl Hub {
             if self.record.info.status != SessionStatus::Running {
                 return Ok(());
             }
-            // Every prompt's message is in the log before the agent sees the next one.
-            self.flush().await?;
+            // A prompt's message is in the log before the agent sees the prompt.
+            if self.written_seq < self.last_user_message_seq {
+                return Ok(());
+            }
             let Some(prompt) = self.turns.start_next() else {
                 return Ok(());
             };

@@ -1,0 +1,241 @@
+//! The hub's writes, off its loop: what handlers stage (events, the session's record, prompt
+//! states) is written as one batch by a future the loop polls beside its other inputs, so a slow
+//! or busy store delays only publishing, never heartbeats, agent output or admissions. Events
+//! are published once written; a prompt's sender is answered once its `user_message` is.
+
+use std::pin::Pin;
+
+use super::*;
+
+/// One write: what was staged when it started, in the order it is stored.
+#[derive(Default)]
+pub(super) struct Batch {
+    events: Vec<StoredEvent>,
+    record: Option<SessionRecord>,
+    prompt_states: Vec<(String, PromptState)>,
+    /// Drop the events through this seq, keeping this transcript in their place.
+    compact: Option<(u64, Transcript)>,
+}
+
+/// How a write ended: what it stored, and what it did not.
+pub(super) struct Written {
+    /// The events now in the log, to publish.
+    appended: Vec<StoredEvent>,
+    /// The seq through which the log was compacted.
+    compacted: Option<u64>,
+    /// What is left to store, when the store failed part way.
+    rest: Batch,
+    result: Result<(), GatewayError>,
+}
+
+/// A write in flight.
+pub(super) type Writing = Pin<Box<dyn Future<Output = Written> + Send>>;
+
+/// How long a sender waits for its prompt's `user_message` to be written before it is told
+/// `unavailable` (the prompt stays admitted; sending it again returns its admission).
+const ADMISSION_WAIT: Duration = Duration::from_secs(30);
+
+/// A prompt whose sender is answered once its `user_message` (at `seq`) is in the log.
+pub(super) struct Admitting {
+    seq: u64,
+    admission: PromptAdmission,
+    reply: Reply<PromptAdmission>,
+    /// When the sender stops waiting.
+    deadline: Instant,
+}
+
+/// Stores `batch` in order, stopping at the first failure.
+async fn write(services: Arc<Services>, session_id: String, mut batch: Batch) -> Written {
+    let mut written = Written {
+        appended: Vec::new(),
+        compacted: None,
+        rest: Batch::default(),
+        result: Ok(()),
+    };
+    let result = async {
+        if !batch.events.is_empty() {
+            services.log.append(&session_id, &batch.events).await?;
+            written.appended = std::mem::take(&mut batch.events);
+        }
+        if let Some(record) = &batch.record {
+            services.store.update_session(record).await?;
+            batch.record = None;
+        }
+        while let Some((prompt_id, state)) = batch.prompt_states.first() {
+            (services.store)
+                .set_prompt_state(&session_id, prompt_id, *state)
+                .await?;
+            batch.prompt_states.remove(0);
+        }
+        if let Some((through_seq, transcript)) = &batch.compact {
+            let log = &services.log;
+            log.compact(&session_id, *through_seq, transcript).await?;
+            written.compacted = Some(*through_seq);
+            batch.compact = None;
+        }
+        Ok::<_, GatewayError>(())
+    }
+    .await;
+    written.result = result;
+    written.rest = batch;
+    written
+}
+
+/// Resolves when the write in flight ends; never while none is.
+pub(super) async fn written(writing: &mut Option<Writing>) -> Written {
+    match writing {
+        Some(write) => write.await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Hub {
+    /// Whether anything waits to be stored or is being stored.
+    pub(super) fn unflushed(&self) -> bool {
+        !self.unpersisted.is_empty()
+            || self.record_dirty
+            || !self.prompt_states.is_empty()
+            || self.writing.is_some()
+    }
+
+    /// Stores a prompt's new state with the next write, after the events staged before it.
+    pub(super) fn stage_prompt_state(&mut self, prompt_id: &str, state: PromptState) {
+        self.prompt_states.push((prompt_id.to_owned(), state));
+    }
+
+    /// Answers `reply` with `admission` once the log holds seq `seq`.
+    pub(super) fn answer_when_written(
+        &mut self,
+        seq: u64,
+        admission: PromptAdmission,
+        reply: Reply<PromptAdmission>,
+    ) {
+        match seq <= self.written_seq {
+            true => drop(reply.send(Ok(admission))),
+            false => self.admitting.push(Admitting {
+                seq,
+                admission,
+                reply,
+                deadline: Instant::now() + ADMISSION_WAIT,
+            }),
+        }
+    }
+
+    /// When the first waiting sender stops waiting.
+    pub(super) fn admission_deadline(&self) -> Option<Instant> {
+        self.admitting
+            .iter()
+            .map(|admitting| admitting.deadline)
+            .min()
+    }
+
+    /// Tells senders who waited too long that the store is slow.
+    pub(super) fn expire_admissions(&mut self, now: Instant) {
+        let (expired, waiting) = (std::mem::take(&mut self.admitting).into_iter())
+            .partition::<Vec<_>, _>(|admitting| admitting.deadline <= now);
+        self.admitting = waiting;
+        for admitting in expired {
+            let _ = admitting.reply.send(Err(GatewayError::Unavailable(
+                "the store is slow; the prompt is admitted and runs once it is written".into(),
+            )));
+        }
+    }
+
+    /// Starts writing what is staged, unless a write is in flight or a failed one waits for its
+    /// retry.
+    pub(super) fn start_write(&mut self) {
+        let retry_due = self.retry_at.is_none_or(|at| at <= Instant::now());
+        let staged =
+            !self.unpersisted.is_empty() || self.record_dirty || !self.prompt_states.is_empty();
+        if self.writing.is_some() || !retry_due || !staged {
+            return;
+        }
+        self.retry_at = None;
+        let batch = Batch {
+            events: std::mem::take(&mut self.unpersisted),
+            record: std::mem::take(&mut self.record_dirty).then(|| self.record.clone()),
+            prompt_states: std::mem::take(&mut self.prompt_states),
+            compact: self.compaction_due(),
+        };
+        let (services, session_id) = (self.services.clone(), self.record.info.id.clone());
+        self.writing = Some(Box::pin(write(services, session_id, batch)));
+    }
+
+    /// Publishes what a write stored and answers the senders it was for; on failure, puts the
+    /// rest back in front of what was staged since, for a retry in a second.
+    pub(super) async fn on_written(&mut self, written: Written) -> Result<(), GatewayError> {
+        self.writing = None;
+        self.services
+            .metrics
+            .events_appended(written.appended.len());
+        for event in written.appended {
+            self.written_seq = event.seq;
+            self.publish(&Frame {
+                seq: event.seq,
+                bytes: event.frame,
+            });
+        }
+        if let Some(through_seq) = written.compacted {
+            self.earliest_retained = through_seq + 1;
+        }
+        let written_seq = self.written_seq;
+        let (answered, waiting) = (std::mem::take(&mut self.admitting).into_iter())
+            .partition(|admitting| admitting.seq <= written_seq);
+        self.admitting = waiting;
+        for admitting in answered {
+            let _ = admitting.reply.send(Ok(admitting.admission));
+        }
+        if let Err(error) = written.result {
+            let rest = written.rest;
+            self.unpersisted.splice(0..0, rest.events);
+            self.record_dirty |= rest.record.is_some();
+            self.prompt_states.splice(0..0, rest.prompt_states);
+            if !error.is_transient() {
+                return Err(error);
+            }
+            tracing::warn!(session_id = %self.record.info.id, error = %error, "the store is busy; retrying");
+            self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+            // The prompts stay admitted and are logged on the retry; their senders hear now,
+            // and a sender that sends again gets the admission.
+            for admitting in self.admitting.drain(..) {
+                let _ = admitting.reply.send(Err(GatewayError::Unavailable(format!(
+                    "the store is busy: {error}"
+                ))));
+            }
+        }
+        // A turn waits for its prompt's message to be in the log.
+        match self.agent {
+            Agent::Up(_) => self.advance().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits for the write in flight, then writes what is left, once: for a hub that stops.
+    pub(super) async fn write_out(&mut self) -> Result<(), GatewayError> {
+        if let Some(writing) = self.writing.take() {
+            self.on_written(writing.await).await?;
+        }
+        self.retry_at = None;
+        self.start_write();
+        if let Some(writing) = self.writing.take() {
+            let written = writing.await;
+            let failed = written.result.as_ref().err().map(ToString::to_string);
+            self.on_written(written).await?;
+            if let Some(reason) = failed {
+                return Err(GatewayError::Unavailable(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// The compaction due, if the log holds a quarter more than `retained_events`: the older
+    /// events go, with the transcript (folded through the head) kept in their place.
+    fn compaction_due(&self) -> Option<(u64, Transcript)> {
+        let retained = self.services.config.retained_events?;
+        let slack = (retained / 4).max(1);
+        if self.head_seq < self.earliest_retained + retained + slack {
+            return None;
+        }
+        Some((self.head_seq - retained, self.reducer.transcript().clone()))
+    }
+}
