@@ -665,3 +665,72 @@ async fn a_slow_store_delays_publishing_but_not_heartbeats_or_the_agent() {
     let first = seqs[0];
     assert_eq!(seqs, (first..first + seqs.len() as u64).collect::<Vec<_>>());
 }
+
+/// Retention by age, on the real clock (the wire's timestamps are wall-clock time): events
+/// older than the configured age go at the next write after it passed, with the transcript kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_their_age_are_dropped_and_the_transcript_kept() {
+    let age = Duration::from_secs(1);
+    let engine = Engine::start(HubConfig {
+        retained_age: Some(age),
+        ..config()
+    })
+    .await;
+    let (session, mut agent, mut stream) = engine.running().await;
+    engine.prompt(&session.id, "old").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    agent.say("the old answer").await;
+    agent.finish().await;
+    let old = until(&mut stream, |e| matches!(e, Event::TurnCompleted(_))).await;
+    let old_head = old.last().unwrap().seq;
+    // Control: nothing is old yet.
+    assert_eq!(
+        engine
+            .gateway
+            .events(&engine.who, &session.id, 0, 10)
+            .await
+            .unwrap()
+            .events[0]
+            .seq,
+        1
+    );
+
+    tokio::time::sleep(age * 2).await;
+    engine.prompt(&session.id, "new").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    agent.say("the new answer").await;
+    agent.finish().await;
+    let new = until(&mut stream, |e| matches!(e, Event::TurnCompleted(_))).await;
+
+    // The write after the age passed dropped every event written before it.
+    let expired = engine.gateway.events(&engine.who, &session.id, 0, 10).await;
+    assert!(
+        matches!(expired, Err(GatewayError::CursorExpired(_))),
+        "{expired:?}"
+    );
+    let mut behind = engine.connect(&session.id, 1).await;
+    assert!(matches!(
+        next(&mut behind).await,
+        Ok(ServerFrame::Welcome(_))
+    ));
+    let Ok(ServerFrame::Reset(reset)) = next(&mut behind).await else {
+        panic!("a client behind the log is reset");
+    };
+    assert!(
+        reset.earliest_seq > old_head,
+        "{} > {old_head}",
+        reset.earliest_seq
+    );
+    assert!(reset.earliest_seq <= new[0].seq, "the new events stay");
+    let text: String = (reset.transcript.messages.iter())
+        .flat_map(|message| message.parts.iter())
+        .filter_map(|part| match part {
+            TranscriptPart::Text(text) => Some(text.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        text.contains("the old answer") && text.contains("the new answer"),
+        "{text}"
+    );
+}

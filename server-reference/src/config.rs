@@ -132,6 +132,10 @@ pub struct ServeArgs {
     /// transcript kept); every event when unset.
     #[arg(long, env = "PROLIFERATE_RETAINED_EVENTS")]
     pub retained_events: Option<u64>,
+    /// Seconds a session's events are kept; older ones are dropped, with the transcript kept in
+    /// their place. Unset: kept for good.
+    #[arg(long, env = "PROLIFERATE_RETAINED_EVENT_AGE_SECS")]
+    pub retained_event_age_secs: Option<u64>,
     /// The most sessions of one organisation whose sandboxes run at once; no cap when unset.
     #[arg(long, env = "PROLIFERATE_MAX_LIVE_SESSIONS_PER_ORGANIZATION")]
     pub max_live_sessions_per_organization: Option<usize>,
@@ -271,6 +275,8 @@ impl ServeArgs {
             max_queued_prompts: self.max_queued_prompts,
             max_event_bytes: self.max_event_bytes.max(4096),
             retained_events: self.retained_events.map(|count| count.max(1)),
+            retained_age: (self.retained_event_age_secs)
+                .map(|secs| Duration::from_secs(secs.max(1))),
             max_live_sessions_per_organization: self.max_live_sessions_per_organization,
             max_connections_per_organization: Some(self.max_connections_per_organization.max(1)),
             ..HubConfig::default()

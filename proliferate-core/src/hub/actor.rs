@@ -82,6 +82,8 @@ struct Hub {
     last_user_message_seq: u64,
     /// Senders waiting for their prompt's `user_message` to be in the log.
     admitting: Vec<writes::Admitting>,
+    /// When the next write looks for events past `retained_age`.
+    next_age_check: Option<Instant>,
     reducer: TranscriptReducer,
     fanout: FanOut,
     agent: Agent,
@@ -177,6 +179,7 @@ pub(crate) async fn spawn(
         written_seq: head_seq,
         last_user_message_seq: 0,
         admitting: Vec::new(),
+        next_age_check: None,
         reducer,
         agent: Agent::Down,
         updates: None,

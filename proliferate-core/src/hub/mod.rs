@@ -62,6 +62,10 @@ pub struct HubConfig {
     /// How many of a session's newest events its log keeps; older ones are dropped, with the
     /// transcript kept in their place. `None` keeps every event.
     pub retained_events: Option<u64>,
+    /// How long a session's events are kept; older ones are dropped (looked for when the hub
+    /// starts and at most once a minute while it writes), with the transcript kept in their
+    /// place; the newest event always stays. `None` keeps them for good.
+    pub retained_age: Option<Duration>,
     /// The largest event recorded, in bytes of JSON; an agent's larger event has its longest
     /// strings cut ([`fit::fit`]).
     pub max_event_bytes: usize,
@@ -89,6 +93,7 @@ impl Default for HubConfig {
             max_prompt_bytes: 256 * 1024,
             max_queued_prompts: 100,
             retained_events: None,
+            retained_age: None,
             max_event_bytes: 1024 * 1024,
             evict_after: Duration::from_secs(60),
             max_live_sessions_per_organization: None,

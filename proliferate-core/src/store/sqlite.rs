@@ -10,8 +10,9 @@ use sqlx::{Row, SqlitePool};
 
 use super::*;
 
-/// Write transactions take the write lock when they begin, so one that reads first waits out
-/// another writer (the busy timeout) instead of failing when its snapshot went stale.
+/// Every write is a transaction that takes the write lock when it begins, so one that reads
+/// first waits out another writer (the busy timeout) instead of failing when its snapshot went
+/// stale: the hub's writes run beside its other calls, and the model proxy's.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
@@ -303,6 +304,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn update_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
         let updated = sqlx::query(
             "UPDATE sessions SET status = ?, info = ?, agent_session_id = ? WHERE id = ?",
         )
@@ -310,11 +312,12 @@ impl MetadataStore for SqliteStore {
         .bind(serde_json::to_string(&record.info).map_err(corrupt)?)
         .bind(&record.agent_session_id)
         .bind(&record.info.id)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(record.info.id.clone()));
         }
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -343,6 +346,7 @@ impl MetadataStore for SqliteStore {
         &self,
         prompt: &PromptRecord,
     ) -> Result<(PromptRecord, bool), StoreError> {
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
         let inserted = sqlx::query(
             "INSERT INTO prompts (session_id, prompt_id, sequence, queue_position, state, content, \
              images, sender) \
@@ -357,16 +361,18 @@ impl MetadataStore for SqliteStore {
         .bind(&prompt.content)
         .bind(serde_json::to_string(&prompt.images).map_err(corrupt)?)
         .bind(serde_json::to_string(&prompt.sender).map_err(corrupt)?)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
         if inserted.rows_affected() == 1 {
+            transaction.commit().await?;
             return Ok((prompt.clone(), true));
         }
         let row = sqlx::query("SELECT * FROM prompts WHERE session_id = ? AND prompt_id = ?")
             .bind(&prompt.session_id)
             .bind(&prompt.prompt_id)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *transaction)
             .await?;
+        transaction.commit().await?;
         let mut existing = Self::prompt_from_row(&row)?;
         existing.admission.duplicate = true;
         Ok((existing, false))
@@ -378,12 +384,14 @@ impl MetadataStore for SqliteStore {
         prompt_id: &str,
         state: PromptState,
     ) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
         sqlx::query("UPDATE prompts SET state = ? WHERE session_id = ? AND prompt_id = ?")
             .bind(state.as_str())
             .bind(session_id)
             .bind(prompt_id)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await?;
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -401,6 +409,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn insert_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
         sqlx::query(
             "INSERT INTO snapshots (id, session_id, organization_id, created_at, size_bytes) \
              VALUES (?, ?, ?, ?, ?)",
@@ -410,8 +419,9 @@ impl MetadataStore for SqliteStore {
         .bind(&snapshot.organization_id)
         .bind(snapshot.info.created_at)
         .bind(snapshot.info.size_bytes as i64)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -435,6 +445,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
         sqlx::query(
             "INSERT INTO revoked_tokens (jti, organization_id, expires_at) VALUES (?, ?, ?) \
              ON CONFLICT (jti, organization_id) DO UPDATE SET expires_at = excluded.expires_at",
@@ -442,16 +453,19 @@ impl MetadataStore for SqliteStore {
         .bind(&token.jti)
         .bind(&token.organization_id)
         .bind(token.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         Ok(())
     }
 
     async fn revoked_tokens(&self, now: i64) -> Result<Vec<RevokedToken>, StoreError> {
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
         sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= ?")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await?;
+        transaction.commit().await?;
         let rows = sqlx::query("SELECT jti, organization_id, expires_at FROM revoked_tokens")
             .fetch_all(&self.pool)
             .await?;
@@ -559,6 +573,7 @@ impl EventLog for SqliteStore {
 #[async_trait]
 impl UsageLedger for SqliteStore {
     async fn record_usage(&self, record: &UsageRecord) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
         let usage = &record.usage;
         sqlx::query(
             "INSERT INTO model_usage (organization_id, session_id, model, at, input, output, \
@@ -574,8 +589,9 @@ impl UsageLedger for SqliteStore {
         .bind(usage.cache_read as i64)
         .bind(usage.cache_write as i64)
         .bind(usage.cost)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 use std::pin::Pin;
 
 use super::*;
+use crate::store::EventLog;
 
 /// One write: what was staged when it started, in the order it is stored.
 #[derive(Default)]
@@ -13,8 +14,63 @@ pub(super) struct Batch {
     events: Vec<StoredEvent>,
     record: Option<SessionRecord>,
     prompt_states: Vec<(String, PromptState)>,
-    /// Drop the events through this seq, keeping this transcript in their place.
-    compact: Option<(u64, Transcript)>,
+    /// Drop old events, keeping this transcript (folded through the batch) in their place.
+    compact: Option<(Compaction, Transcript)>,
+}
+
+/// Which old events a write drops.
+pub(super) enum Compaction {
+    /// Every event through this seq.
+    Through(u64),
+    /// Every event written before this time (ms since the epoch), among the seqs in this
+    /// range, always keeping the newest.
+    Before(i64, std::ops::RangeInclusive<u64>),
+}
+
+/// How often, at most, a hub that writes looks for events past their age (as often as the age
+/// itself when that is shorter).
+const AGE_CHECK: Duration = Duration::from_secs(60);
+
+/// When the event at `seq` was written, if the log holds it.
+async fn written_at(
+    log: &dyn EventLog,
+    session_id: &str,
+    seq: u64,
+) -> Result<Option<i64>, GatewayError> {
+    let page = log.read(session_id, seq - 1, 1).await?;
+    let event = page.first().filter(|event| event.seq == seq);
+    Ok(
+        event.and_then(|event| match serde_json::from_slice(&event.frame) {
+            Ok(ServerFrame::Event(envelope)) => Some(envelope.timestamp),
+            _ => None,
+        }),
+    )
+}
+
+/// The newest seq in `range`, short of its end, written before `cutoff`: a binary search over
+/// point reads (seqs are written in time order).
+async fn last_before(
+    log: &dyn EventLog,
+    session_id: &str,
+    cutoff: i64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>, GatewayError> {
+    // Seqs start at 1, so `middle - 1` never wraps.
+    let (mut low, mut high) = ((*range.start()).max(1), range.end().saturating_sub(1));
+    let mut found = None;
+    while low <= high {
+        let middle = low + (high - low) / 2;
+        if written_at(log, session_id, middle)
+            .await?
+            .is_some_and(|at| at < cutoff)
+        {
+            found = Some(middle);
+            low = middle + 1;
+        } else {
+            high = middle - 1;
+        }
+    }
+    Ok(found)
 }
 
 /// How a write ended: what it stored, and what it did not.
@@ -67,10 +123,18 @@ async fn write(services: Arc<Services>, session_id: String, mut batch: Batch) ->
                 .await?;
             batch.prompt_states.remove(0);
         }
-        if let Some((through_seq, transcript)) = &batch.compact {
-            let log = &services.log;
-            log.compact(&session_id, *through_seq, transcript).await?;
-            written.compacted = Some(*through_seq);
+        if let Some((compaction, transcript)) = &batch.compact {
+            let log = &*services.log;
+            let through_seq = match compaction {
+                Compaction::Through(seq) => Some(*seq),
+                Compaction::Before(cutoff, range) => {
+                    last_before(log, &session_id, *cutoff, range.clone()).await?
+                }
+            };
+            if let Some(through_seq) = through_seq {
+                log.compact(&session_id, through_seq, transcript).await?;
+                written.compacted = Some(through_seq);
+            }
             batch.compact = None;
         }
         Ok::<_, GatewayError>(())
@@ -228,14 +292,29 @@ impl Hub {
         Ok(())
     }
 
-    /// The compaction due, if the log holds a quarter more than `retained_events`: the older
-    /// events go, with the transcript (folded through the head) kept in their place.
-    fn compaction_due(&self) -> Option<(u64, Transcript)> {
-        let retained = self.services.config.retained_events?;
-        let slack = (retained / 4).max(1);
-        if self.head_seq < self.earliest_retained + retained + slack {
-            return None;
-        }
-        Some((self.head_seq - retained, self.reducer.transcript().clone()))
+    /// The compaction due with this write, if any: when the log holds a quarter more than
+    /// `retained_events`, the older events; at most once a minute, those older than
+    /// `retained_age`. The transcript (folded through the head) is kept in their place.
+    fn compaction_due(&mut self) -> Option<(Compaction, Transcript)> {
+        let config = &self.services.config;
+        let by_count = config.retained_events.and_then(|retained| {
+            let slack = (retained / 4).max(1);
+            (self.head_seq >= self.earliest_retained + retained + slack)
+                .then(|| Compaction::Through(self.head_seq - retained))
+        });
+        let now = Instant::now();
+        let by_age = match (config.retained_age, self.next_age_check) {
+            (Some(age), next) if next.is_none_or(|next| next <= now) => {
+                self.next_age_check = Some(now + age.min(AGE_CHECK));
+                let cutoff = now_millis() - age.as_millis() as i64;
+                Some(Compaction::Before(
+                    cutoff,
+                    self.earliest_retained..=self.head_seq,
+                ))
+            }
+            _ => None,
+        };
+        let compaction = by_count.or(by_age)?;
+        Some((compaction, self.reducer.transcript().clone()))
     }
 }
