@@ -2,65 +2,24 @@
 //! agent, so every timer (permission timeout, cancel grace, idle pause, store retry) fires
 //! exactly when configured and nothing depends on how fast the machine is.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use proliferate_core::GatewayError;
 use proliferate_core::agent::AgentUpdate;
-use proliferate_core::agent::fake::{AgentCall, FakeAgent, FakeDriver};
-use proliferate_core::auth::Authenticator;
+use proliferate_core::agent::fake::{AgentCall, FakeAgent};
 use proliferate_core::hub::{HubConfig, Subscription, SubscriptionEnded};
 use proliferate_core::protocol::v1::*;
 use proliferate_core::sandbox::fake::{FakeProvider, FakeSandboxState, Operation};
 use proliferate_core::store::{MemoryStore, MetadataStore, PromptRecord, PromptState};
-use proliferate_core::{Gateway, GatewayError, GatewayParts};
+use support::Engine;
 
 /// Longer than any timer a test configures, so a wait that runs out means the event never came.
 const PATIENCE: Duration = Duration::from_secs(24 * 3600);
 
-struct Engine {
-    gateway: Gateway,
-    store: Arc<MemoryStore>,
-    provider: Arc<FakeProvider>,
-    driver: Arc<FakeDriver>,
-    who: Principal,
-}
-
 impl Engine {
-    async fn start(config: HubConfig) -> Self {
-        Self::on(Arc::new(MemoryStore::new()), FakeProvider::new(), config).await
-    }
-
-    /// A gateway over an existing store and provider, as after a restart.
-    async fn on(store: Arc<MemoryStore>, provider: Arc<FakeProvider>, config: HubConfig) -> Self {
-        let driver = FakeDriver::new();
-        let gateway = Gateway::start(GatewayParts {
-            store: store.clone(),
-            log: store.clone(),
-            usage: store.clone(),
-            provider: provider.clone(),
-            driver: driver.clone(),
-            isolation: "none".into(),
-            authenticator: Authenticator::new("user secret", "service secret"),
-            config,
-        })
-        .await
-        .unwrap();
-        let who = Principal {
-            subject: "ada".into(),
-            organization_id: "acme".into(),
-            scopes: vec![Scope::Read, Scope::Write],
-            kind: PrincipalKind::User,
-            session_id: None,
-        };
-        Self {
-            gateway,
-            store,
-            provider,
-            driver,
-            who,
-        }
-    }
-
     async fn create(&self) -> SessionInfo {
         let request = CreateSessionRequest::default();
         let (session, _) = (self.gateway.create_session(&self.who, request, None).await).unwrap();
@@ -118,6 +77,17 @@ async fn until(stream: &mut Subscription, wanted: impl Fn(&Event) -> bool) -> Ve
             }
         }
     }
+}
+
+/// Every text part of a transcript, joined.
+fn text_of(transcript: &Transcript) -> String {
+    (transcript.messages.iter())
+        .flat_map(|message| message.parts.iter())
+        .filter_map(|part| match part {
+            TranscriptPart::Text(text) => Some(text.text.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn config() -> HubConfig {
@@ -352,13 +322,7 @@ async fn a_client_behind_the_retained_log_is_reset_to_the_transcript() {
     assert_eq!(reset.reason, "cursor_expired");
     assert!(reset.earliest_seq > 2);
     assert_eq!(reset.transcript.through_seq, head);
-    let text: String = (reset.transcript.messages.iter())
-        .flat_map(|message| message.parts.iter())
-        .filter_map(|part| match part {
-            TranscriptPart::Text(text) => Some(text.text.as_str()),
-            _ => None,
-        })
-        .collect();
+    let text = text_of(&reset.transcript);
     assert!(
         text.contains("line 0") && text.contains("line 19"),
         "{text}"
@@ -722,13 +686,7 @@ async fn events_past_their_age_are_dropped_and_the_transcript_kept() {
         reset.earliest_seq
     );
     assert!(reset.earliest_seq <= new[0].seq, "the new events stay");
-    let text: String = (reset.transcript.messages.iter())
-        .flat_map(|message| message.parts.iter())
-        .filter_map(|part| match part {
-            TranscriptPart::Text(text) => Some(text.text.as_str()),
-            _ => None,
-        })
-        .collect();
+    let text = text_of(&reset.transcript);
     assert!(
         text.contains("the old answer") && text.contains("the new answer"),
         "{text}"

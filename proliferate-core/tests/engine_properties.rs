@@ -3,18 +3,20 @@
 //! turn ends exactly once before the next starts, every admitted prompt is logged once, a replay
 //! is the log byte for byte, and nothing fails as `internal`.
 
+mod support;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use proliferate_core::agent::fake::{FakeAgent, FakeDriver};
-use proliferate_core::auth::Authenticator;
 use proliferate_core::hub::HubConfig;
 use proliferate_core::protocol::v1::*;
 use proliferate_core::sandbox::fake::{FakeProvider, Operation};
 use proliferate_core::store::MemoryStore;
-use proliferate_core::{Gateway, GatewayError, GatewayParts};
+use proliferate_core::{Gateway, GatewayError};
 use proptest::prelude::*;
+use support::Engine;
 
 /// One thing that happens to a session.
 #[derive(Debug, Clone)]
@@ -198,34 +200,20 @@ impl Run {
 }
 
 async fn run(steps: Vec<Step>) {
-    let store = Arc::new(MemoryStore::new());
-    let (provider, driver) = (FakeProvider::new(), FakeDriver::new());
-    let gateway = Gateway::start(GatewayParts {
-        store: store.clone(),
-        log: store.clone(),
-        usage: store.clone(),
-        provider: provider.clone(),
-        driver: driver.clone(),
-        isolation: "none".into(),
-        authenticator: Authenticator::new("user secret", "service secret"),
-        config: HubConfig {
-            permission_timeout: Duration::from_secs(90),
-            cancel_grace: Duration::from_secs(10),
-            idle_grace: Duration::from_secs(300),
-            evict_after: Duration::from_secs(30),
-            retained_events: None,
-            ..HubConfig::default()
-        },
+    let Engine {
+        gateway,
+        store,
+        provider,
+        driver,
+        who,
+    } = Engine::start(HubConfig {
+        permission_timeout: Duration::from_secs(90),
+        cancel_grace: Duration::from_secs(10),
+        idle_grace: Duration::from_secs(300),
+        evict_after: Duration::from_secs(30),
+        ..HubConfig::default()
     })
-    .await
-    .unwrap();
-    let who = Principal {
-        subject: "ada".into(),
-        organization_id: "acme".into(),
-        scopes: vec![Scope::Read, Scope::Write],
-        kind: PrincipalKind::User,
-        session_id: None,
-    };
+    .await;
     let (session, _) = (gateway.create_session(&who, CreateSessionRequest::default(), None))
         .await
         .unwrap();

@@ -114,3 +114,65 @@ pub async fn collect_turn(session: &mut AgentSession) -> Vec<AgentUpdate> {
     })
     .await
 }
+
+/// A gateway over the in-memory store, the fake provider and fake agents, with a principal of
+/// organisation `acme` that may read and write.
+pub struct Engine {
+    pub gateway: proliferate_core::Gateway,
+    pub store: std::sync::Arc<proliferate_core::store::MemoryStore>,
+    pub provider: std::sync::Arc<proliferate_core::sandbox::fake::FakeProvider>,
+    pub driver: std::sync::Arc<proliferate_core::agent::fake::FakeDriver>,
+    pub who: proliferate_core::protocol::v1::Principal,
+}
+
+impl Engine {
+    /// A gateway over an empty store.
+    pub async fn start(config: proliferate_core::hub::HubConfig) -> Self {
+        let store = std::sync::Arc::new(proliferate_core::store::MemoryStore::new());
+        Self::on(
+            store,
+            proliferate_core::sandbox::fake::FakeProvider::new(),
+            config,
+        )
+        .await
+    }
+
+    /// A gateway over an existing store and provider, as after a restart.
+    pub async fn on(
+        store: std::sync::Arc<proliferate_core::store::MemoryStore>,
+        provider: std::sync::Arc<proliferate_core::sandbox::fake::FakeProvider>,
+        config: proliferate_core::hub::HubConfig,
+    ) -> Self {
+        use proliferate_core::protocol::v1::{Principal, PrincipalKind, Scope};
+        let driver = proliferate_core::agent::fake::FakeDriver::new();
+        let gateway = proliferate_core::Gateway::start(proliferate_core::GatewayParts {
+            store: store.clone(),
+            log: store.clone(),
+            usage: store.clone(),
+            provider: provider.clone(),
+            driver: driver.clone(),
+            isolation: "none".into(),
+            authenticator: proliferate_core::auth::Authenticator::new(
+                "user secret",
+                "service secret",
+            ),
+            config,
+        })
+        .await
+        .unwrap();
+        let who = Principal {
+            subject: "ada".into(),
+            organization_id: "acme".into(),
+            scopes: vec![Scope::Read, Scope::Write],
+            kind: PrincipalKind::User,
+            session_id: None,
+        };
+        Self {
+            gateway,
+            store,
+            provider,
+            driver,
+            who,
+        }
+    }
+}

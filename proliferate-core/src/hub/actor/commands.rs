@@ -124,10 +124,11 @@ impl Hub {
                 return Ok(false);
             }
             Command::Shutdown(done) => {
+                // Down first, so writing out starts no turn.
+                self.agent_down();
                 if let Err(error) = self.write_out().await {
                     tracing::warn!(session_id = %self.record.info.id, error = %error, "events left unwritten at shutdown");
                 }
-                self.agent_down();
                 let _ = self.services.provider.pause(&self.record.info.id).await;
                 let _ = done.send(());
                 return Ok(false);
