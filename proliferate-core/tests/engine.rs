@@ -515,7 +515,13 @@ async fn callers_never_see_a_hub_leave() {
     while let Some(done) = callers.join_next().await {
         done.unwrap();
     }
-    assert!(engine.gateway.metrics().read().hubs_running <= 1);
+    // With nothing to do, every hub leaves; none is left behind.
+    let settled = tokio::time::timeout(Duration::from_secs(60), async {
+        while engine.gateway.metrics().read().hubs_running > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    settled.await.expect("every hub left");
 }
 
 /// The log is the truth about a prompt; its stored state may lag (the store refused the write

@@ -242,21 +242,29 @@ impl Hub {
         let mut heartbeat = tokio::time::interval(self.services.config.heartbeat_interval);
         loop {
             let deadline = self.next_deadline();
-            let outcome: Result<bool, GatewayError> = tokio::select! {
+            // Commands and the slow calls they started are answered with a written state; the
+            // agent's output, timers and heartbeats go on while a write is in flight.
+            let (outcome, answered): (Result<bool, GatewayError>, bool) = tokio::select! {
                 command = commands.recv() => match command {
-                    None => Ok(false),
-                    Some(command) => self.handle(command).await,
+                    None => (Ok(false), true),
+                    Some(command) => (self.handle(command).await, true),
                 },
-                update = next_update(&mut self.updates) => self.on_update(update).await.map(|()| true),
-                Some(done) = done.recv() => self.on_done(done).await.map(|()| true),
-                written = writes::written(&mut self.writing) => self.on_written(written).await.map(|()| true),
-                () = tokio::time::sleep_until(deadline) => self.on_deadlines().await.map(|()| true),
+                update = next_update(&mut self.updates) => (self.on_update(update).await.map(|()| true), false),
+                Some(done) = done.recv() => (self.on_done(done).await.map(|()| true), true),
+                written = writes::written(&mut self.writing) => (self.on_written(written).await.map(|()| true), false),
+                () = tokio::time::sleep_until(deadline) => (self.on_deadlines().await.map(|()| true), false),
                 _ = heartbeat.tick() => {
                     self.heartbeat();
-                    Ok(true)
+                    (Ok(true), false)
                 }
             };
-            self.start_write();
+            let outcome = match answered {
+                true => outcome.and(self.write_through().await.map(|()| true)),
+                false => {
+                    self.start_write();
+                    outcome
+                }
+            };
             match outcome {
                 Ok(true) => {}
                 Ok(false) => break,

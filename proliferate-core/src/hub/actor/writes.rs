@@ -1,9 +1,9 @@
-//! The hub's writes, off its loop: what handlers stage (events, the session's record, prompt
-//! states) is written as one batch by a future the loop polls beside its other inputs, so a slow
-//! or busy store delays only publishing, never heartbeats, agent output or admissions. Events
-//! are published once written; a prompt's sender is answered once its `user_message` is.
-
-use std::pin::Pin;
+//! The hub's writes: what handlers stage (events, the session's record, prompt states) is
+//! written as one batch by a task of its own. While the agent streams, writes run off the loop,
+//! so a slow or busy store delays publishing, never heartbeats or the draining of the agent's
+//! output. A command (and a slow call it started) is answered with a written state: the loop
+//! waits for that write. Events are published once written; a prompt's sender is answered once
+//! its `user_message` is.
 
 use super::*;
 use crate::store::EventLog;
@@ -84,8 +84,9 @@ pub(super) struct Written {
     result: Result<(), GatewayError>,
 }
 
-/// A write in flight.
-pub(super) type Writing = Pin<Box<dyn Future<Output = Written> + Send>>;
+/// A write in flight: a task of its own, so it goes on (and lets go of the store's write lock)
+/// while the loop awaits anything else.
+pub(super) type Writing = tokio::task::JoinHandle<Written>;
 
 /// How long a sender waits for its prompt's `user_message` to be written before it is told
 /// `unavailable` (the prompt stays admitted; sending it again returns its admission).
@@ -148,7 +149,14 @@ async fn write(services: Arc<Services>, session_id: String, mut batch: Batch) ->
 /// Resolves when the write in flight ends; never while none is.
 pub(super) async fn written(writing: &mut Option<Writing>) -> Written {
     match writing {
-        Some(write) => write.await,
+        Some(task) => task.await.unwrap_or_else(|failure| Written {
+            appended: Vec::new(),
+            compacted: None,
+            rest: Batch::default(),
+            result: Err(GatewayError::Unavailable(format!(
+                "the write failed: {failure}"
+            ))),
+        }),
         None => std::future::pending().await,
     }
 }
@@ -222,7 +230,7 @@ impl Hub {
             compact: self.compaction_due(),
         };
         let (services, session_id) = (self.services.clone(), self.record.info.id.clone());
-        self.writing = Some(Box::pin(write(services, session_id, batch)));
+        self.writing = Some(tokio::spawn(write(services, session_id, batch)));
     }
 
     /// Publishes what a write stored and answers the senders it was for; on failure, puts the
@@ -274,15 +282,37 @@ impl Hub {
         }
     }
 
+    /// Writes what is staged now, waiting for it (and for what it starts, such as a turn's
+    /// first event), unless the store refuses it, which leaves it to the retry, or takes longer
+    /// than a sender waits, which leaves it in flight.
+    pub(super) async fn write_through(&mut self) -> Result<(), GatewayError> {
+        loop {
+            self.start_write();
+            if self.writing.is_none() {
+                return Ok(());
+            }
+            let waited = tokio::time::timeout(ADMISSION_WAIT, written(&mut self.writing)).await;
+            let Ok(written) = waited else {
+                return Ok(());
+            };
+            let failed = written.result.is_err();
+            self.on_written(written).await?;
+            if failed {
+                return Ok(());
+            }
+        }
+    }
+
     /// Waits for the write in flight, then writes what is left, once: for a hub that stops.
     pub(super) async fn write_out(&mut self) -> Result<(), GatewayError> {
-        if let Some(writing) = self.writing.take() {
-            self.on_written(writing.await).await?;
+        if self.writing.is_some() {
+            let written = written(&mut self.writing).await;
+            self.on_written(written).await?;
         }
         self.retry_at = None;
         self.start_write();
-        if let Some(writing) = self.writing.take() {
-            let written = writing.await;
+        if self.writing.is_some() {
+            let written = written(&mut self.writing).await;
             let failed = written.result.as_ref().err().map(ToString::to_string);
             self.on_written(written).await?;
             if let Some(reason) = failed {
