@@ -595,10 +595,11 @@ async fn a_restart_follows_the_log_when_a_prompts_stored_state_lags_behind() {
     );
 }
 
-/// A slow disk delays publishing, nothing else: while appends wait, the hub keeps beating and
-/// keeps draining the agent (whose update channel would otherwise fill and stall it).
+/// A stuck disk stalls a session for at most 30 s: the write is then left in flight and the hub
+/// goes on beating and draining the agent (whose update channel would otherwise fill and stall
+/// it), publishing nothing until the store answers, and losing nothing.
 #[tokio::test(start_paused = true)]
-async fn a_slow_store_delays_publishing_but_not_heartbeats_or_the_agent() {
+async fn a_stuck_store_stalls_a_session_at_most_thirty_seconds_and_loses_nothing() {
     let engine = Engine::start(config()).await;
     let (session, mut agent, mut stream) = engine.running().await;
     engine.prompt(&session.id, "go").await.unwrap();
@@ -607,7 +608,7 @@ async fn a_slow_store_delays_publishing_but_not_heartbeats_or_the_agent() {
 
     engine.store.hold_appends(true);
     // Far more than the agent's update channel holds (64).
-    let said = tokio::time::timeout(Duration::from_secs(60), async {
+    let said = tokio::time::timeout(Duration::from_secs(45), async {
         for line in 0..300 {
             agent.say(&format!("line {line}")).await;
         }

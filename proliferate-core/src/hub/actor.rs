@@ -80,8 +80,8 @@ struct Hub {
     written_seq: u64,
     /// The seq of the newest `user_message`: no turn starts before it is in the log.
     last_user_message_seq: u64,
-    /// Senders waiting for their prompt's `user_message` to be in the log.
-    admitting: Vec<writes::Admitting>,
+    /// Answers held until what they report is in the log.
+    answers: Vec<writes::Answer>,
     /// When the next write looks for events past `retained_age`.
     next_age_check: Option<Instant>,
     reducer: TranscriptReducer,
@@ -178,7 +178,7 @@ pub(crate) async fn spawn(
         retry_at: None,
         written_seq: head_seq,
         last_user_message_seq: 0,
-        admitting: Vec::new(),
+        answers: Vec::new(),
         next_age_check: None,
         reducer,
         agent: Agent::Down,
@@ -242,28 +242,25 @@ impl Hub {
         let mut heartbeat = tokio::time::interval(self.services.config.heartbeat_interval);
         loop {
             let deadline = self.next_deadline();
-            // Commands and the slow calls they started are answered with a written state; the
-            // agent's output, timers and heartbeats go on while a write is in flight.
-            let (outcome, answered): (Result<bool, GatewayError>, bool) = tokio::select! {
+            let outcome: Result<bool, GatewayError> = tokio::select! {
                 command = commands.recv() => match command {
-                    None => (Ok(false), true),
-                    Some(command) => (self.handle(command).await, true),
+                    None => Ok(false),
+                    Some(command) => self.handle(command).await,
                 },
-                update = next_update(&mut self.updates) => (self.on_update(update).await.map(|()| true), false),
-                Some(done) = done.recv() => (self.on_done(done).await.map(|()| true), true),
-                written = writes::written(&mut self.writing) => (self.on_written(written).await.map(|()| true), false),
-                () = tokio::time::sleep_until(deadline) => (self.on_deadlines().await.map(|()| true), false),
+                update = next_update(&mut self.updates) => self.on_update(update).await.map(|()| true),
+                Some(done) = done.recv() => self.on_done(done).await.map(|()| true),
+                written = writes::written(&mut self.writing) => self.on_written(written).await.map(|()| true),
+                () = tokio::time::sleep_until(deadline) => self.on_deadlines().await.map(|()| true),
                 _ = heartbeat.tick() => {
                     self.heartbeat();
-                    (Ok(true), false)
+                    Ok(true)
                 }
             };
-            let outcome = match answered {
-                true => outcome.and(self.write_through().await.map(|()| true)),
-                false => {
-                    self.start_write();
-                    outcome
-                }
+            // What this turn of the loop staged is written before the next one (a hub that
+            // stops has written out already, or its session is gone).
+            let outcome = match outcome {
+                Ok(false) => Ok(false),
+                outcome => outcome.and(self.write_through().await.map(|()| true)),
             };
             match outcome {
                 Ok(true) => {}
@@ -344,7 +341,7 @@ impl Hub {
                         ..Default::default()
                     }));
                 }
-                let _ = reply.send(result);
+                self.answer_when_staged_written(reply, result);
                 Ok(())
             }
             Done::Prompted(prompt_id, result) => self.on_prompted(prompt_id, result).await,
@@ -356,7 +353,7 @@ impl Hub {
                     let by = Some(answer.by);
                     self.log_resolved(&answer.permission_id, answer.decision, by, false);
                 }
-                let _ = answer.reply.send(result);
+                self.answer_when_staged_written(answer.reply, result);
                 Ok(())
             }
             Done::Paused(reason, result) => self.on_paused(&reason, result).await,
@@ -423,9 +420,10 @@ impl Hub {
         Ok(())
     }
 
+    /// The session, with the newest seq its log holds.
     pub(super) fn info(&self) -> SessionInfo {
         SessionInfo {
-            head_seq: self.head_seq,
+            head_seq: self.written_seq,
             ..self.record.info.clone()
         }
     }

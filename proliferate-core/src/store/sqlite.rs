@@ -208,10 +208,11 @@ impl MetadataStore for SqliteStore {
             .await?;
             if let Some(existing) = existing {
                 if existing.try_get::<String, _>("request_digest")? != key.request_digest {
+                    transaction.rollback().await?;
                     return Err(StoreError::IdempotencyConflict);
                 }
                 let session_id: String = existing.try_get("session_id")?;
-                drop(transaction);
+                transaction.rollback().await?;
                 let session = self.session(&session_id).await?;
                 return session
                     .map(|session| (session, false))
@@ -314,10 +315,10 @@ impl MetadataStore for SqliteStore {
         .bind(&record.info.id)
         .execute(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(record.info.id.clone()));
         }
-        transaction.commit().await?;
         Ok(())
     }
 

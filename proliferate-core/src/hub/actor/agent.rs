@@ -75,11 +75,12 @@ impl Hub {
                 self.agent = Agent::Up(session.control);
                 self.updates = Some(session.updates);
                 self.set_status(SessionStatus::Running, "agent_ready")?;
-                for waiter in self.resume_waiters.drain(..) {
-                    let _ = waiter.send(Ok(SessionInfo {
-                        head_seq: self.head_seq,
-                        ..self.record.info.clone()
-                    }));
+                let info = SessionInfo {
+                    head_seq: self.head_seq,
+                    ..self.record.info.clone()
+                };
+                for waiter in std::mem::take(&mut self.resume_waiters) {
+                    self.answer_when_staged_written(waiter, Ok(info.clone()));
                 }
                 self.advance().await
             }
@@ -221,8 +222,12 @@ impl Hub {
         match result {
             Ok(()) => {
                 self.set_status(SessionStatus::Paused, reason)?;
+                let info = SessionInfo {
+                    head_seq: self.head_seq,
+                    ..self.record.info.clone()
+                };
                 for waiter in waiters {
-                    let _ = waiter.send(Ok(self.info()));
+                    self.answer_when_staged_written(waiter, Ok(info.clone()));
                 }
                 // Prompts admitted while it paused wake it again.
                 self.advance().await

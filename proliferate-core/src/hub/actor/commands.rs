@@ -48,7 +48,7 @@ impl Hub {
             Command::Prompt(prompt, reply) => self.admit(prompt, reply).await?,
             Command::CancelQueued(prompt_id, by, reply) => {
                 let answer = self.cancel_queued(&prompt_id, by).await;
-                let _ = reply.send(answer);
+                self.answer_when_staged_written(reply, answer);
             }
             Command::Cancel(by, reply) => {
                 let answer = self.cancel(by);

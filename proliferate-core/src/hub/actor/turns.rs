@@ -12,7 +12,7 @@ impl Hub {
     ) -> Result<(), GatewayError> {
         match self.admission(prompt).await {
             Ok((admission, true)) => {
-                self.answer_when_written(self.last_user_message_seq, admission, reply);
+                self.answer_when_written(self.last_user_message_seq, reply, Ok(admission));
                 self.advance().await?;
             }
             Ok((admission, false)) => drop(reply.send(Ok(admission))),

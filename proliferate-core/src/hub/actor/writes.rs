@@ -1,9 +1,8 @@
-//! The hub's writes: what handlers stage (events, the session's record, prompt states) is
-//! written as one batch by a task of its own. While the agent streams, writes run off the loop,
-//! so a slow or busy store delays publishing, never heartbeats or the draining of the agent's
-//! output. A command (and a slow call it started) is answered with a written state: the loop
-//! waits for that write. Events are published once written; a prompt's sender is answered once
-//! its `user_message` is.
+//! The hub's writes: what a turn of the loop stages (events, the session's record, prompt
+//! states) is written as one batch, by a task of its own, before the next turn. A write that
+//! takes longer than 30 s is left in flight and the loop goes on (beating, draining the agent,
+//! admitting), publishing nothing until the store answers. Events are published once written;
+//! a prompt's sender is answered, and the agent sees the prompt, once its `user_message` is.
 
 use super::*;
 use crate::store::EventLog;
@@ -92,12 +91,12 @@ pub(super) type Writing = tokio::task::JoinHandle<Written>;
 /// `unavailable` (the prompt stays admitted; sending it again returns its admission).
 const ADMISSION_WAIT: Duration = Duration::from_secs(30);
 
-/// A prompt whose sender is answered once its `user_message` (at `seq`) is in the log.
-pub(super) struct Admitting {
+/// An answer held until the log holds `seq` (what it reports is then readable).
+pub(super) struct Answer {
     seq: u64,
-    admission: PromptAdmission,
-    reply: Reply<PromptAdmission>,
-    /// When the sender stops waiting.
+    /// Sends the answer, or the error that replaces it.
+    send: Box<dyn FnOnce(Option<GatewayError>) + Send>,
+    /// When the caller stops waiting.
     deadline: Instant,
 }
 
@@ -175,40 +174,51 @@ impl Hub {
         self.prompt_states.push((prompt_id.to_owned(), state));
     }
 
-    /// Answers `reply` with `admission` once the log holds seq `seq`.
-    pub(super) fn answer_when_written(
+    /// Answers `reply` with `result` once the log holds seq `seq`.
+    pub(super) fn answer_when_written<T: Send + 'static>(
         &mut self,
         seq: u64,
-        admission: PromptAdmission,
-        reply: Reply<PromptAdmission>,
+        reply: Reply<T>,
+        result: Result<T, GatewayError>,
     ) {
-        match seq <= self.written_seq {
-            true => drop(reply.send(Ok(admission))),
-            false => self.admitting.push(Admitting {
-                seq,
-                admission,
-                reply,
-                deadline: Instant::now() + ADMISSION_WAIT,
-            }),
+        if seq <= self.written_seq {
+            let _ = reply.send(result);
+            return;
         }
+        self.answers.push(Answer {
+            seq,
+            send: Box::new(move |failure| {
+                let _ = reply.send(match failure {
+                    Some(error) => Err(error),
+                    None => result,
+                });
+            }),
+            deadline: Instant::now() + ADMISSION_WAIT,
+        });
+    }
+
+    /// Answers `reply` with `result` once everything staged so far is in the log.
+    pub(super) fn answer_when_staged_written<T: Send + 'static>(
+        &mut self,
+        reply: Reply<T>,
+        result: Result<T, GatewayError>,
+    ) {
+        self.answer_when_written(self.head_seq, reply, result);
     }
 
     /// When the first waiting sender stops waiting.
     pub(super) fn admission_deadline(&self) -> Option<Instant> {
-        self.admitting
-            .iter()
-            .map(|admitting| admitting.deadline)
-            .min()
+        self.answers.iter().map(|answer| answer.deadline).min()
     }
 
     /// Tells senders who waited too long that the store is slow.
     pub(super) fn expire_admissions(&mut self, now: Instant) {
-        let (expired, waiting) = (std::mem::take(&mut self.admitting).into_iter())
-            .partition::<Vec<_>, _>(|admitting| admitting.deadline <= now);
-        self.admitting = waiting;
-        for admitting in expired {
-            let _ = admitting.reply.send(Err(GatewayError::Unavailable(
-                "the store is slow; the prompt is admitted and runs once it is written".into(),
+        let (expired, waiting) = (std::mem::take(&mut self.answers).into_iter())
+            .partition::<Vec<_>, _>(|answer| answer.deadline <= now);
+        self.answers = waiting;
+        for answer in expired {
+            (answer.send)(Some(GatewayError::Unavailable(
+                "the store is slow; what was asked is done and is stored once it answers".into(),
             )));
         }
     }
@@ -251,11 +261,11 @@ impl Hub {
             self.earliest_retained = through_seq + 1;
         }
         let written_seq = self.written_seq;
-        let (answered, waiting) = (std::mem::take(&mut self.admitting).into_iter())
-            .partition(|admitting| admitting.seq <= written_seq);
-        self.admitting = waiting;
-        for admitting in answered {
-            let _ = admitting.reply.send(Ok(admitting.admission));
+        let (answered, waiting) = (std::mem::take(&mut self.answers).into_iter())
+            .partition::<Vec<_>, _>(|answer| answer.seq <= written_seq);
+        self.answers = waiting;
+        for answer in answered {
+            (answer.send)(None);
         }
         if let Err(error) = written.result {
             let rest = written.rest;
@@ -269,8 +279,8 @@ impl Hub {
             self.retry_at = Some(Instant::now() + Duration::from_secs(1));
             // The prompts stay admitted and are logged on the retry; their senders hear now,
             // and a sender that sends again gets the admission.
-            for admitting in self.admitting.drain(..) {
-                let _ = admitting.reply.send(Err(GatewayError::Unavailable(format!(
+            for answer in self.answers.drain(..) {
+                (answer.send)(Some(GatewayError::Unavailable(format!(
                     "the store is busy: {error}"
                 ))));
             }
@@ -284,9 +294,13 @@ impl Hub {
 
     /// Writes what is staged now, waiting for it (and for what it starts, such as a turn's
     /// first event), unless the store refuses it, which leaves it to the retry, or takes longer
-    /// than a sender waits, which leaves it in flight.
+    /// than a sender waits, which leaves it in flight: the loop then goes on, and what it stages
+    /// waits for that write to end.
     pub(super) async fn write_through(&mut self) -> Result<(), GatewayError> {
         loop {
+            if self.writing.is_some() {
+                return Ok(());
+            }
             self.start_write();
             if self.writing.is_none() {
                 return Ok(());
