@@ -44,6 +44,19 @@ impl Engine {
         .await
     }
 
+    /// Connects with `after_seq` 1 and returns the `reset` that must follow the welcome.
+    async fn reset_after_seq_one(&self, session_id: &str) -> Reset {
+        let mut behind = self.connect(session_id, 1).await;
+        assert!(matches!(
+            next(&mut behind).await,
+            Ok(ServerFrame::Welcome(_))
+        ));
+        match next(&mut behind).await {
+            Ok(ServerFrame::Reset(reset)) => reset,
+            other => panic!("a client behind the log is reset, not sent {other:?}"),
+        }
+    }
+
     /// A running session, its agent, and a stream that has seen it start.
     async fn running(&self) -> (SessionInfo, FakeAgent, Subscription) {
         let session = self.create().await;
@@ -311,14 +324,7 @@ async fn a_client_behind_the_retained_log_is_reset_to_the_transcript() {
         Ok(ServerFrame::ReplayDone(_))
     ));
 
-    let mut behind = engine.connect(&session.id, 1).await;
-    assert!(matches!(
-        next(&mut behind).await,
-        Ok(ServerFrame::Welcome(_))
-    ));
-    let Ok(ServerFrame::Reset(reset)) = next(&mut behind).await else {
-        panic!("a client behind the log is reset");
-    };
+    let reset = engine.reset_after_seq_one(&session.id).await;
     assert_eq!(reset.reason, "cursor_expired");
     assert!(reset.earliest_seq > 2);
     assert_eq!(reset.transcript.through_seq, head);
@@ -679,14 +685,7 @@ async fn events_past_their_age_are_dropped_and_the_transcript_kept() {
         matches!(expired, Err(GatewayError::CursorExpired(_))),
         "{expired:?}"
     );
-    let mut behind = engine.connect(&session.id, 1).await;
-    assert!(matches!(
-        next(&mut behind).await,
-        Ok(ServerFrame::Welcome(_))
-    ));
-    let Ok(ServerFrame::Reset(reset)) = next(&mut behind).await else {
-        panic!("a client behind the log is reset");
-    };
+    let reset = engine.reset_after_seq_one(&session.id).await;
     assert!(
         reset.earliest_seq > old_head,
         "{} > {old_head}",
