@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 
 pub use script::{Script, ScriptError, ScriptLibrary, Step};
 pub use server::Reported;
+pub use wire::SENT_AT;
 
 /// A running scripted model server; dropping it shuts the server down.
 #[derive(Debug)]

@@ -2,7 +2,8 @@
 //!
 //! `[[script:NAME]]` selects a named script and wins over everything else.
 //! Otherwise these markers combine into a one- or two-step script:
-//! `[[say:TEXT]]`, `[[deltas:N]]`, `[[delay:MS]]`, and at most one action,
+//! `[[say:TEXT]]`, `[[deltas:N]]`, `[[delay:MS]]`, `[[stamps:N]]` (N deltas, each the time it
+//! was sent, see [`crate::wire::SENT_AT`]), and at most one action,
 //! `[[bash:COMMAND]]`, `[[tool:NAME JSON]]`, `[[fail:STATUS]]`, `[[malformed]]`
 //! or `[[stall]]`. A marker's argument runs to the next `]]`, except the JSON of
 //! `[[tool:...]]`, which is parsed as JSON first (so it may contain `]]`).
@@ -22,6 +23,7 @@ enum Marker {
     Say(String),
     Deltas(usize),
     Delay(u64),
+    Stamps(usize),
     Action(Action),
 }
 
@@ -61,6 +63,10 @@ pub(crate) fn script_for(prompt: &str, library: &ScriptLibrary) -> Script {
             Marker::Say(text) => say = Some(text),
             Marker::Deltas(count) => deltas = Some(count),
             Marker::Delay(ms) => delay_ms = ms,
+            Marker::Stamps(count) => {
+                say = Some(format!("{} ", crate::wire::SENT_AT).repeat(count));
+                deltas = Some(count);
+            }
             Marker::Action(next) => {
                 if let Some(first) = &action {
                     return text_script(format!(
@@ -150,6 +156,10 @@ fn parse_markers(text: &str) -> Result<Vec<Marker>, String> {
                 Ok(count) if count > 0 => Marker::Deltas(count),
                 _ => return Err(invalid("expected a positive number of deltas")),
             },
+            ("stamps", Some(count)) => match count.trim().parse::<usize>() {
+                Ok(count) if count > 0 => Marker::Stamps(count),
+                _ => return Err(invalid("expected a positive number of stamps")),
+            },
             ("delay", Some(ms)) => match ms.trim().parse::<u64>() {
                 Ok(ms) => Marker::Delay(ms),
                 Err(_) => return Err(invalid("expected a delay in milliseconds")),
@@ -236,6 +246,18 @@ mod tests {
     }
 
     #[test]
+    fn stamps_are_one_delta_each() {
+        let script = script("[[stamps:3]] [[delay:5]]");
+        assert_eq!(script.delay_ms, 5);
+        let stamp = format!("{} ", crate::wire::SENT_AT);
+        assert_eq!(script.steps, vec![text(&stamp.repeat(3), Some(3))]);
+        let Step::Text { text, deltas } = &script.steps[0] else {
+            unreachable!()
+        };
+        assert_eq!(crate::wire::split_text(text, *deltas), vec![stamp; 3]);
+    }
+
+    #[test]
     fn bash_is_a_tool_call_then_a_follow_up() {
         let script = script("please [[bash:ls -la]]");
         assert_eq!(
@@ -295,6 +317,7 @@ mod tests {
         for (prompt, problem) in [
             ("[[deltas:many]]", "invalid marker [[deltas:many]]"),
             ("[[fail:200]]", "invalid marker [[fail:200]]"),
+            ("[[stamps:0]]", "expected a positive number of stamps"),
             ("[[tool:x {nope]]", "arguments are not JSON"),
             (
                 "[[stall]] [[malformed]]",

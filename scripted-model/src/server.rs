@@ -272,7 +272,7 @@ fn streamed(
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        Ok::<Bytes, Infallible>(Bytes::from(line))
+        Ok::<Bytes, Infallible>(Bytes::from(wire::stamped(line)))
     });
     // The delivery rides at the end of the body: dropped with it when the client leaves first.
     let body = match ending {

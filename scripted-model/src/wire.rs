@@ -153,6 +153,21 @@ pub(crate) fn error_body(status: u16, message: &str) -> Value {
     json!({"error": {"message": message, "type": kind, "code": status}})
 }
 
+/// Replaced, in a streamed line, by the time the line is sent: microseconds since the Unix epoch.
+/// Benchmarks measure delivery latency from it.
+pub const SENT_AT: &str = "{sent_at}";
+
+/// `line` with [`SENT_AT`] replaced by the current time.
+pub(crate) fn stamped(line: String) -> String {
+    if !line.contains(SENT_AT) {
+        return line;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros());
+    line.replace(SENT_AT, &now.to_string())
+}
+
 /// One server-sent event line carrying `value`.
 pub(crate) fn data_line(value: &Value) -> String {
     format!("data: {value}\n\n")
@@ -206,6 +221,23 @@ fn split_words(text: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamp_is_the_send_time_in_microseconds() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros();
+        let line = stamped(format!("data: {{\"content\":\"{SENT_AT} \"}}"));
+        let stamp: u128 = line["data: {\"content\":\"".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(stamp >= before && stamp < before + 60_000_000, "{line}");
+        assert_eq!(stamped("data: plain".into()), "data: plain");
+    }
 
     #[test]
     fn words_keep_their_spaces() {

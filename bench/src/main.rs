@@ -1,0 +1,118 @@
+//! `proliferate-bench`: how well one session's events reach many clients.
+//!
+//! For each client count it streams a turn of deltas stamped with the model's send time (the
+//! scripted model's `[[stamps:N]]`) to N clients, through the gateway (WebSocket and SSE) and
+//! straight from OpenCode's own `/event` stream as the baseline, and reports delivery, latency,
+//! CPU per delivered event, memory per idle connection, the HTTP API's latency meanwhile, and how
+//! fast a client catches up. `docs/benchmarks.md` holds the results and the command.
+
+mod agent;
+mod gateway;
+mod load;
+mod measure;
+mod report;
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::load::{Stream, Transport};
+use crate::report::Report;
+
+/// Command-line settings.
+#[derive(Debug, Parser)]
+#[command(about = "Fan-out benchmarks of the Proliferate gateway against OpenCode's own stream")]
+struct Settings {
+    /// Client counts on one session, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    clients: Vec<usize>,
+    /// Deltas in each paced turn.
+    #[arg(long, default_value_t = 2000)]
+    deltas: usize,
+    /// Paced deltas per second.
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// Clients of the burst turn, streamed as fast as the model can.
+    #[arg(long, default_value_t = 1000)]
+    burst_clients: usize,
+    /// Deltas of the burst turn.
+    #[arg(long, default_value_t = 2000)]
+    burst_deltas: usize,
+    /// Idle WebSocket connections held to measure memory per connection.
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// How far behind (in events) a reconnecting client starts.
+    #[arg(long, default_value_t = 10_000)]
+    behind: usize,
+    /// A short run for CI: a few clients and events; fails on any missed event.
+    #[arg(long)]
+    smoke: bool,
+}
+
+impl Settings {
+    fn smoke() -> Self {
+        Self {
+            clients: vec![1, 10],
+            deltas: 100,
+            rate: 200,
+            burst_clients: 10,
+            burst_deltas: 200,
+            idle: 100,
+            behind: 300,
+            smoke: true,
+        }
+    }
+}
+
+fn main() -> Result<(), String> {
+    let mut settings = Settings::parse();
+    if settings.smoke {
+        settings = Settings::smoke();
+    }
+    measure::raise_open_files_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
+    let report = runtime.block_on(run(&settings))?;
+    let missed = report.missed();
+    println!("{}", report.markdown());
+    match missed {
+        0 => Ok(()),
+        missed => Err(format!("{missed} events were not delivered")),
+    }
+}
+
+async fn run(settings: &Settings) -> Result<Report, String> {
+    let mut report = Report::new(measure::machine());
+    eprintln!("starting the gateway and the baseline agent");
+    let gateway = gateway::Gateway::start().await?;
+    let agent = agent::Agent::start().await?;
+    eprintln!("started");
+    let paced = |clients| Stream {
+        clients,
+        deltas: settings.deltas,
+        interval: Duration::from_micros(1_000_000 / settings.rate.max(1)),
+    };
+    for &clients in &settings.clients {
+        let stream = paced(clients);
+        report.stream(agent.stream(&stream).await?);
+        report.stream(gateway.stream(&stream, Transport::WebSocket).await?);
+        report.stream(gateway.stream(&stream, Transport::Sse).await?);
+    }
+    let burst = Stream {
+        clients: settings.burst_clients,
+        deltas: settings.burst_deltas,
+        interval: Duration::ZERO,
+    };
+    report.stream(agent.stream(&burst).await?);
+    report.stream(gateway.stream(&burst, Transport::WebSocket).await?);
+    report.idle(agent.idle(settings.idle).await?);
+    // Each on a fresh server, so memory freed by earlier runs is not counted as reused.
+    for transport in [Transport::WebSocket, Transport::Sse] {
+        let fresh = gateway::Gateway::start().await?;
+        report.idle(fresh.idle(settings.idle, transport).await?);
+    }
+    report.catch_up(gateway.catch_up(settings.behind).await?);
+    Ok(report)
+}

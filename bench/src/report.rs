@@ -1,0 +1,233 @@
+//! Results, and the Markdown that `docs/benchmarks.md` quotes.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::load::{Received, Stream, Transport};
+use crate::measure::Percentiles;
+
+/// One stamped turn delivered to many clients.
+#[derive(Debug)]
+pub struct StreamResult {
+    /// What served the clients: `gateway` or `OpenCode`.
+    pub server: &'static str,
+    /// How the clients connected.
+    pub transport: Transport,
+    /// The turn and its clients.
+    pub stream: Stream,
+    /// What the clients received.
+    pub received: Received,
+    /// CPU time the serving process used from the prompt to the last client's end.
+    pub cpu: Duration,
+    /// The HTTP API's latency meanwhile (the gateway only).
+    pub api: Option<Latencies>,
+}
+
+impl StreamResult {
+    fn expected(&self) -> usize {
+        self.stream.clients * self.stream.deltas
+    }
+
+    fn delivered(&self) -> usize {
+        self.received.latencies.len()
+    }
+
+    fn events_per_second(&self) -> f64 {
+        match (self.received.first, self.received.last) {
+            (Some(first), Some(last)) if last > first => {
+                self.delivered() as f64 / (last - first).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+
+    fn latency(&mut self) -> Percentiles {
+        Percentiles::of(&mut self.received.latencies)
+    }
+}
+
+/// Latencies of the HTTP API, in microseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Latencies {
+    /// `GET /healthz`.
+    pub healthz: Percentiles,
+    /// `POST /v1/sessions/{id}/messages`.
+    pub prompt: Percentiles,
+}
+
+/// Memory held by idle connections.
+#[derive(Debug)]
+pub struct IdleResult {
+    /// What served them.
+    pub server: &'static str,
+    /// How they connected.
+    pub transport: Transport,
+    /// Connections held when memory was read.
+    pub connections: usize,
+    /// Resident memory they added to the serving process.
+    pub bytes: u64,
+}
+
+/// A client reconnecting behind.
+#[derive(Debug)]
+pub struct CatchUp {
+    /// Events it was behind.
+    pub behind: usize,
+    /// Each run's time from connecting to `replay_done`.
+    pub times: Vec<Duration>,
+}
+
+/// Everything one run measured.
+pub struct Report {
+    machine: String,
+    streams: Vec<StreamResult>,
+    idle: Vec<IdleResult>,
+    catch_up: Option<CatchUp>,
+}
+
+fn ms(micros: u32) -> String {
+    format!("{:.1}", f64::from(micros) / 1000.0)
+}
+
+impl Report {
+    /// An empty report for `machine`.
+    pub fn new(machine: String) -> Self {
+        Self {
+            machine,
+            streams: Vec::new(),
+            idle: Vec::new(),
+            catch_up: None,
+        }
+    }
+
+    /// Adds a stream's result.
+    pub fn stream(&mut self, result: StreamResult) {
+        eprintln!(
+            "{} {} {} clients × {} deltas: {} delivered",
+            result.server,
+            result.transport.name(),
+            result.stream.clients,
+            result.stream.deltas,
+            result.delivered()
+        );
+        self.streams.push(result);
+    }
+
+    /// Adds an idle-memory result.
+    pub fn idle(&mut self, result: IdleResult) {
+        self.idle.push(result);
+    }
+
+    /// Sets the catch-up result.
+    pub fn catch_up(&mut self, result: CatchUp) {
+        self.catch_up = Some(result);
+    }
+
+    /// Events the gateway failed to deliver (the baseline's are reported, not counted).
+    pub fn missed(&self) -> usize {
+        self.streams
+            .iter()
+            .filter(|result| result.server == "gateway")
+            .map(|result| result.expected().saturating_sub(result.delivered()))
+            .sum()
+    }
+
+    /// The report as Markdown.
+    pub fn markdown(mut self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "Machine: {}.\n", self.machine);
+        let _ = writeln!(
+            out,
+            "| turn | clients | served by | transport | delivered | missed | events/s | p50 ms | p99 ms | max ms | CPU µs/event | `/healthz` p99 ms | prompt p99 ms |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let mut baseline_p99 = std::collections::HashMap::new();
+        let mut headlines = Vec::new();
+        for result in &mut self.streams {
+            let latency = result.latency();
+            let turn = if result.stream.interval.is_zero() {
+                format!("burst of {}", result.stream.deltas)
+            } else {
+                format!(
+                    "{} at {}/s",
+                    result.stream.deltas,
+                    1_000_000 / result.stream.interval.as_micros().max(1)
+                )
+            };
+            let delivered = result.delivered();
+            let cpu = result.cpu.as_micros() as f64 / delivered.max(1) as f64;
+            let (healthz, prompt) = result.api.map_or(("–".into(), "–".into()), |api| {
+                (ms(api.healthz.p99), ms(api.prompt.p99))
+            });
+            let _ = writeln!(
+                out,
+                "| {turn} | {} | {} | {} | {delivered} | {} | {:.0} | {} | {} | {} | {cpu:.2} | {healthz} | {prompt} |",
+                result.stream.clients,
+                result.server,
+                result.transport.name(),
+                result.expected().saturating_sub(delivered),
+                result.events_per_second(),
+                ms(latency.p50),
+                ms(latency.p99),
+                ms(latency.max),
+            );
+            let key = (
+                result.stream.clients,
+                result.stream.interval,
+                result.stream.deltas,
+            );
+            if result.server == "OpenCode" {
+                baseline_p99.insert(key, (latency.p99, result.events_per_second()));
+            } else if let Some((p99, rate)) = baseline_p99.get(&key) {
+                headlines.push(format!(
+                    "- {turn}, {} clients, gateway {}: p99 {} ms against OpenCode's {} ms ({:.1}× lower), {:.0} against {:.0} events/s ({:.1}×)",
+                    result.stream.clients,
+                    result.transport.name(),
+                    ms(latency.p99),
+                    ms(*p99),
+                    f64::from(*p99) / f64::from(latency.p99.max(1)),
+                    result.events_per_second(),
+                    rate,
+                    result.events_per_second() / rate.max(1.0),
+                ));
+            }
+        }
+        let _ = writeln!(out, "\nAgainst the baseline, in the same run:\n");
+        for headline in headlines {
+            let _ = writeln!(out, "{headline}");
+        }
+        let _ = writeln!(
+            out,
+            "\n| served by | transport | idle connections held | memory per connection |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|");
+        for idle in &self.idle {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.1} KB |",
+                idle.server,
+                idle.transport.name(),
+                idle.connections,
+                idle.bytes as f64 / idle.connections.max(1) as f64 / 1000.0
+            );
+        }
+        if let Some(catch_up) = &mut self.catch_up {
+            catch_up.times.sort();
+            let median = catch_up
+                .times
+                .get(catch_up.times.len() / 2)
+                .copied()
+                .unwrap_or_default();
+            let slowest = catch_up.times.last().copied().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "\nCatch-up: a WebSocket client {} events behind reaches `replay_done` in {:.1} ms (median of {}), {:.1} ms at the slowest.",
+                catch_up.behind,
+                median.as_secs_f64() * 1000.0,
+                catch_up.times.len(),
+                slowest.as_secs_f64() * 1000.0
+            );
+        }
+        out
+    }
+}
