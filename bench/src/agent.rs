@@ -71,6 +71,13 @@ impl Agent {
                 .send()
                 .await;
             if ready.is_ok_and(|response| response.status().is_success()) {
+                // A short turn first, so the measured ones find the agent warm.
+                let warm_up = Stream {
+                    clients: 1,
+                    deltas: 20,
+                    interval: Duration::ZERO,
+                };
+                agent.stream(&warm_up).await?;
                 return Ok(agent);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

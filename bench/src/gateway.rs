@@ -126,20 +126,37 @@ impl Gateway {
             .as_str()
             .ok_or("a session without an id")?
             .to_owned();
-        let prompt_id = format!("prm_{}", &random_secret()?[..24]);
         let session = Session {
             gateway: self,
             id,
-            prompt_id,
+            prompts: format!("prm_{}", &random_secret()?[..24]),
+            turn: std::cell::Cell::new(0),
         };
         for _ in 0..600 {
             match session.info().await?["status"].as_str() {
-                Some("running") => return Ok(session),
+                Some("running") => {
+                    self.warm_up(&session).await?;
+                    return Ok(session);
+                }
                 Some("failed" | "stopped") => return Err("the session failed to start".into()),
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
         Err("the session never started".into())
+    }
+
+    /// Runs a short turn, so the measured one finds the agent warm, as the baseline's is.
+    async fn warm_up(&self, session: &Session<'_>) -> Result<(), String> {
+        let turn = Stream {
+            clients: 1,
+            deltas: 20,
+            interval: Duration::ZERO,
+        };
+        let target = self.target(session, session.head().await?, Transport::WebSocket);
+        let prompt = turn.prompt();
+        load::stream(&target, &turn, || session.prompt(&prompt)).await?;
+        session.turn.set(session.turn.get() + 1);
+        Ok(())
     }
 
     fn target(&self, session: &Session, after_seq: u64, transport: Transport) -> Target {
@@ -158,7 +175,7 @@ impl Gateway {
             url,
             authorization: Some(self.authorization.clone()),
             ready: "\"type\":\"replay_done\"",
-            prompt_id: Some(session.prompt_id.clone()),
+            prompt_id: Some(session.prompt_id()),
             transport,
         }
     }
@@ -271,8 +288,10 @@ impl Drop for Gateway {
 struct Session<'a> {
     gateway: &'a Gateway,
     id: String,
-    /// The id of the stamped turn's prompt.
-    prompt_id: String,
+    /// The prefix of its prompts' ids.
+    prompts: String,
+    /// The number of the turn the next prompt starts.
+    turn: std::cell::Cell<u32>,
 }
 
 impl Session<'_> {
@@ -292,9 +311,14 @@ impl Session<'_> {
             .ok_or_else(|| "no head_seq".into())
     }
 
-    /// Sends the stamped turn's prompt.
+    /// The id of the next turn's prompt.
+    fn prompt_id(&self) -> String {
+        format!("{}_{}", self.prompts, self.turn.get())
+    }
+
+    /// Sends the next turn's prompt.
     async fn prompt(&self, content: &str) -> Result<(), String> {
-        let body = json!({"content": content, "prompt_id": self.prompt_id});
+        let body = json!({"content": content, "prompt_id": self.prompt_id()});
         let path = format!("/v1/sessions/{}/messages", self.id);
         self.gateway
             .call(reqwest::Method::POST, &path, Some(body))

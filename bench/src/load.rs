@@ -7,11 +7,12 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// How many connections are opened at once.
 const CONNECTING_AT_ONCE: usize = 64;
-/// How often an idle WebSocket client pings, to stay within the gateway's liveness timeout.
-const IDLE_PING: Duration = Duration::from_secs(20);
+/// How often a WebSocket client pings, to stay within the gateway's liveness timeout.
+const PING: Duration = Duration::from_secs(20);
 
 /// How a client reaches the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,9 +128,12 @@ impl Connection {
                         authorization.parse().map_err(|_| "a bad token")?,
                     );
                 }
-                let (socket, _) = tokio_tungstenite::connect_async(request)
-                    .await
-                    .map_err(|error| format!("connecting {}: {error}", target.url))?;
+                // Small buffers, so ten thousand clients fit in the benchmark's memory.
+                let config = WebSocketConfig::default().read_buffer_size(4096);
+                let (socket, _) =
+                    tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+                        .await
+                        .map_err(|error| format!("connecting {}: {error}", target.url))?;
                 Ok(Self::WebSocket(Box::new(socket)))
             }
             Transport::Sse => {
@@ -258,10 +262,17 @@ where
         async move {
             let mut received = Received::default();
             let until = tokio::time::Instant::now() + deadline;
+            let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING, PING);
             while received.latencies.len() < deltas {
-                let frame = match tokio::time::timeout_at(until, connection.next()).await {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) | Err(_) => break,
+                let frame = tokio::select! {
+                    frame = tokio::time::timeout_at(until, connection.next()) => match frame {
+                        Ok(Some(frame)) => frame,
+                        Ok(None) | Err(_) => break,
+                    },
+                    _ = pings.tick() => {
+                        connection.ping().await;
+                        continue;
+                    }
                 };
                 if let Some(sent) = stamp(&frame) {
                     let now = Instant::now();
@@ -320,7 +331,7 @@ impl Idle {
                     tokio::select! {
                         _ = released.changed() => return,
                         frame = connection.next() => if frame.is_none() { return },
-                        () = tokio::time::sleep(IDLE_PING) => connection.ping().await,
+                        () = tokio::time::sleep(PING) => connection.ping().await,
                     }
                 }
             }

@@ -32,18 +32,24 @@ struct Settings {
     /// Paced deltas per second.
     #[arg(long, default_value_t = 200)]
     rate: u64,
-    /// Clients of the burst turn, streamed as fast as the model can.
+    /// Clients of the burst turn, streamed as fast as the model can (0 leaves it out).
     #[arg(long, default_value_t = 1000)]
     burst_clients: usize,
     /// Deltas of the burst turn.
     #[arg(long, default_value_t = 2000)]
     burst_deltas: usize,
-    /// Idle WebSocket connections held to measure memory per connection.
+    /// Idle connections held to measure memory per connection (0 leaves it out).
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
-    /// How far behind (in events) a reconnecting client starts.
+    /// How far behind (in events) a reconnecting client starts (0 leaves it out).
     #[arg(long, default_value_t = 10_000)]
     behind: usize,
+    /// Transports through the gateway, comma-separated: `ws`, `sse`.
+    #[arg(long, value_delimiter = ',', default_value = "ws,sse", value_parser = parse_transport)]
+    transports: Vec<Transport>,
+    /// Leave out OpenCode's own stream (the baseline).
+    #[arg(long)]
+    no_baseline: bool,
     /// A short run for CI: a few clients and events; fails on any missed event.
     #[arg(long)]
     smoke: bool,
@@ -59,8 +65,18 @@ impl Settings {
             burst_deltas: 200,
             idle: 100,
             behind: 300,
+            transports: vec![Transport::WebSocket, Transport::Sse],
+            no_baseline: false,
             smoke: true,
         }
+    }
+}
+
+fn parse_transport(text: &str) -> Result<Transport, String> {
+    match text {
+        "ws" => Ok(Transport::WebSocket),
+        "sse" => Ok(Transport::Sse),
+        other => Err(format!("{other:?} is not ws or sse")),
     }
 }
 
@@ -94,25 +110,39 @@ async fn run(settings: &Settings) -> Result<Report, String> {
         deltas: settings.deltas,
         interval: Duration::from_micros(1_000_000 / settings.rate.max(1)),
     };
+    let baseline = !settings.no_baseline;
     for &clients in &settings.clients {
         let stream = paced(clients);
-        report.stream(agent.stream(&stream).await?);
-        report.stream(gateway.stream(&stream, Transport::WebSocket).await?);
-        report.stream(gateway.stream(&stream, Transport::Sse).await?);
+        if baseline {
+            report.stream(agent.stream(&stream).await?);
+        }
+        for &transport in &settings.transports {
+            report.stream(gateway.stream(&stream, transport).await?);
+        }
     }
     let burst = Stream {
         clients: settings.burst_clients,
         deltas: settings.burst_deltas,
         interval: Duration::ZERO,
     };
-    report.stream(agent.stream(&burst).await?);
-    report.stream(gateway.stream(&burst, Transport::WebSocket).await?);
-    report.idle(agent.idle(settings.idle).await?);
-    // Each on a fresh server, so memory freed by earlier runs is not counted as reused.
-    for transport in [Transport::WebSocket, Transport::Sse] {
-        let fresh = gateway::Gateway::start().await?;
-        report.idle(fresh.idle(settings.idle, transport).await?);
+    if burst.clients > 0 {
+        if baseline {
+            report.stream(agent.stream(&burst).await?);
+        }
+        report.stream(gateway.stream(&burst, Transport::WebSocket).await?);
     }
-    report.catch_up(gateway.catch_up(settings.behind).await?);
+    if settings.idle > 0 {
+        if baseline {
+            report.idle(agent.idle(settings.idle).await?);
+        }
+        // Each on a fresh server, so memory freed by earlier runs is not counted as reused.
+        for &transport in &settings.transports {
+            let fresh = gateway::Gateway::start().await?;
+            report.idle(fresh.idle(settings.idle, transport).await?);
+        }
+    }
+    if settings.behind > 0 {
+        report.catch_up(gateway.catch_up(settings.behind).await?);
+    }
     Ok(report)
 }

@@ -4,13 +4,16 @@ import type { NativeConnection } from "../native/index.js";
 import { abortable, fromNative, native } from "./errors";
 import type * as wire from "./types";
 
-/** What a connection yields, tagged on `type`. */
+/** What a connection yields, tagged on `type`. The welcome's `connections` list everyone
+ * connected; apply each `presence_changed` to that list as set operations (a joined connection
+ * may already be in it); `presence` answers `requestPresence()`. */
 export type Update =
   | { type: "connected"; welcome: wire.Welcome }
   | { type: "event"; event: wire.EventEnvelope }
   | { type: "replay_done"; through_seq: number }
   | { type: "reset"; reset: wire.Reset }
   | { type: "presence"; presence: wire.Presence }
+  | { type: "presence_changed"; presence_changed: wire.PresenceChange }
   | { type: "reconnecting"; attempt: number; reason: string }
   | { type: "unknown"; frame: Record<string, unknown> };
 
@@ -102,6 +105,12 @@ export class SyncConnection implements AsyncIterable<wire.EventEnvelope> {
   /** Answers a permission request. */
   async replyPermission(permissionId: string, decision: wire.PermissionDecision): Promise<void> {
     await native(() => this.inner.replyPermission(permissionId, JSON.stringify(decision)));
+  }
+
+  /** Asks the gateway for everyone connected; the answer arrives as a `presence` update. While
+   * disconnected nothing is sent: the next welcome lists everyone. */
+  async requestPresence(): Promise<void> {
+    await native(() => this.inner.requestPresence());
   }
 
   /** Closes the socket and stops reconnecting; iteration then ends. */

@@ -260,6 +260,20 @@ export interface Presence {
   [field: string]: unknown;
 }
 
+/** Payload of `presence_changed`: the joins and leaves of a short window, as set operations on
+the connections a client knows. A connection that joined and left within one window is in
+neither list; no id is in both. */
+export interface PresenceChange {
+  /** The `type` tag this value carries on the wire. */
+  type?: "presence_changed";
+  /** Connections that opened; some may already be in this connection's `welcome`. */
+  joined?: Array<PresenceEntry>;
+  /** The ids of connections that closed; some may be unknown to this connection. */
+  left?: Array<string>;
+  /** Fields this version does not know, kept as sent. */
+  [field: string]: unknown;
+}
+
 /** One connected client. */
 export interface PresenceEntry {
   /** The connection's id. */
@@ -268,6 +282,12 @@ export interface PresenceEntry {
   source: string;
   /** The subject of its token. */
   subject: string;
+}
+
+/** Payload of the client frame `presence`. */
+export interface PresenceRequest {
+  /** The `type` tag this value carries on the wire. */
+  type?: "presence";
 }
 
 /** Payload of `preview_url`. */
@@ -822,6 +842,8 @@ export interface Welcome {
   type?: "welcome";
   /** This connection's id, as presence frames show it. */
   connection_id: string;
+  /** Everyone connected when this connection joined, itself included. */
+  connections?: Array<PresenceEntry>;
   /** The newest seq at the time of the welcome. */
   head_seq: number;
   /** Milliseconds between server heartbeats. */
@@ -847,10 +869,10 @@ export interface ImageTranscriptPart {
 }
 
 /** One `ClientFrame`, tagged on `type`. Newer servers may send types this version does not know. */
-export type ClientFrame = Auth | Ping | Prompt | Cancel | CancelQueued | PermissionReply;
+export type ClientFrame = Auth | Ping | Prompt | Cancel | CancelQueued | PermissionReply | PresenceRequest;
 
 /** Every `ClientFrame` tag this version knows. */
-export const clientFrameTypes = ["auth","ping","prompt","cancel","cancel_queued","permission_reply"] as const;
+export const clientFrameTypes = ["auth","ping","prompt","cancel","cancel_queued","permission_reply","presence"] as const;
 
 /** One `Event`, tagged on `type`. Newer servers may send types this version does not know. */
 export type Event = StatusChanged | UserMessage | QueuedPromptCancelled | TurnStarted | TurnCancelled | AssistantMessageStarted | AssistantMessageCompleted | TextDelta | TextCompleted | ToolStarted | ToolUpdated | ToolCompleted | ToolFailed | AgentError | PermissionRequested | PermissionResolved | TodoUpdated | FilesChanged | SnapshotSaved | PreviewUrl;
@@ -859,10 +881,10 @@ export type Event = StatusChanged | UserMessage | QueuedPromptCancelled | TurnSt
 export const eventTypes = ["status_changed","user_message","queued_prompt_cancelled","turn_started","turn_completed","turn_cancelled","assistant_message_started","assistant_message_completed","text_delta","text_completed","reasoning_delta","reasoning_completed","tool_started","tool_updated","tool_completed","tool_failed","agent_error","permission_requested","permission_resolved","todo_updated","files_changed","snapshot_saved","preview_url"] as const;
 
 /** One `ServerFrame`, tagged on `type`. Newer servers may send types this version does not know. */
-export type ServerFrame = EventEnvelope | Welcome | ReplayDone | Reset | Heartbeat | Ping | PromptAdmission | ErrorFrame | Presence;
+export type ServerFrame = EventEnvelope | Welcome | ReplayDone | Reset | Heartbeat | Ping | PromptAdmission | ErrorFrame | Presence | PresenceChange;
 
 /** Every `ServerFrame` tag this version knows. */
-export const serverFrameTypes = ["event","welcome","replay_done","reset","heartbeat","pong","prompt_admitted","error","presence"] as const;
+export const serverFrameTypes = ["event","welcome","replay_done","reset","heartbeat","pong","prompt_admitted","error","presence","presence_changed"] as const;
 
 /** One part of a message. */
 export type TranscriptPart = TextPart | ToolCall | ImageTranscriptPart;

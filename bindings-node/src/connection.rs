@@ -89,6 +89,12 @@ impl NativeConnection {
         )
     }
 
+    /// Asks the gateway for everyone connected; the answer arrives as a `presence` update.
+    #[napi]
+    pub async fn request_presence(&self) -> napi::Result<String> {
+        answer(self.connection.request_presence().await)
+    }
+
     /// Closes the socket and stops reconnecting; `next` then resolves to `null`.
     #[napi]
     pub async fn close(&self) {

@@ -128,3 +128,29 @@ test("many concurrent connections from one process", async () => {
   assert.equal(organization.requests, 0, "nothing was spent before 1970");
   await client.deleteSession(session.id);
 });
+
+test("presence arrives as typed updates", async () => {
+  const session = await client.createSession();
+  const nextOf = async (connection, type, accept = () => true) => {
+    for await (const update of withTimeout(connection.updates(), 60_000)) {
+      if (update.type === type && accept(update)) return update;
+    }
+    throw new Error(`the connection closed before a ${type} update`);
+  };
+  const ids = (entries) => entries.map((entry) => entry.connection_id).sort();
+  const first = client.connect(session.id);
+  const firstId = (await nextOf(first, "connected")).welcome.connection_id;
+  const second = client.connect(session.id);
+  const { welcome } = await nextOf(second, "connected");
+  const both = [firstId, welcome.connection_id].sort();
+  assert.deepEqual(ids(welcome.connections), both);
+  const joined = await nextOf(first, "presence_changed", (update) =>
+    update.presence_changed.joined.some((entry) => entry.connection_id === welcome.connection_id));
+  assert.deepEqual(joined.presence_changed.left, []);
+  await first.requestPresence();
+  const { presence } = await nextOf(first, "presence");
+  assert.deepEqual(ids(presence.connections), both);
+  await second.close();
+  await nextOf(first, "presence_changed", (update) => update.presence_changed.left.includes(welcome.connection_id));
+  await first.close();
+});

@@ -97,6 +97,12 @@ impl NativeConnection {
         })
     }
 
+    /// Asks the gateway for everyone connected; the answer arrives as a `presence` update.
+    fn request_presence<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let connection = self.connection.clone();
+        awaitable(py, async move { connection.request_presence().await })
+    }
+
     /// Closes the socket and stops reconnecting; `next` then resolves to `None`.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let connection = self.connection.clone();

@@ -154,3 +154,29 @@ def test_threads_share_one_sync_client(server, token) -> None:
         thread.join(timeout=180)
     assert not failures, failures
     assert results == {index: f"thread {index} done" for index in range(3)}
+
+
+async def test_presence_arrives_as_typed_updates(client) -> None:
+    session = await client.create_session()
+
+    async def next_of(connection: proliferate.Connection, kind: type, accept=lambda _: True):
+        async with asyncio.timeout(60):
+            async for update in connection.updates():
+                if isinstance(update, kind) and accept(update):
+                    return update
+
+    async with client.connect(session.id) as first:
+        first_id = (await next_of(first, types.Welcome)).connection_id
+        async with client.connect(session.id) as second:
+            welcome = await next_of(second, types.Welcome)
+            second_id = welcome.connection_id
+            assert {entry.connection_id for entry in welcome.connections} == {first_id, second_id}
+            joined = await next_of(
+                first, types.PresenceChange,
+                lambda change: second_id in {entry.connection_id for entry in change.joined},
+            )
+            assert all(isinstance(entry, types.PresenceEntry) for entry in joined.joined)
+            await first.request_presence()
+            everyone = await next_of(first, types.Presence)
+            assert {entry.connection_id for entry in everyone.connections} == {first_id, second_id}
+        await next_of(first, types.PresenceChange, lambda change: second_id in change.left)

@@ -143,6 +143,11 @@ impl Connection {
         Ok(self.connection.reply_permission(&permission_id, decision).await?)
     }
 
+    /// Asks the gateway for everyone connected; the answer arrives as a `presence` update.
+    pub async fn request_presence(&self) -> Result<(), ProliferateError> {
+        Ok(self.connection.request_presence().await?)
+    }
+
     /// Closes the socket and stops reconnecting; `next` then returns nothing.
     pub async fn close(&self) {
         self.connection.close().await;

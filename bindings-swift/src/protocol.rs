@@ -56,6 +56,10 @@ pub(crate) fn update(wire: &WireUpdate) -> Result<Update, ProliferateError> {
         WireUpdate::Presence(presence) => Update::Presence {
             connections: convert(&presence.connections)?,
         },
+        WireUpdate::PresenceChanged(change) => Update::PresenceChanged {
+            joined: convert(&change.joined)?,
+            left: change.left.clone(),
+        },
         WireUpdate::Reconnecting { attempt, reason } => Update::Reconnecting {
             attempt: *attempt,
             reason: reason.clone(),

@@ -595,6 +595,9 @@ pub struct Welcome {
     pub principal: Principal,
     /// How often the gateway sends heartbeats.
     pub heartbeat_interval_ms: u64,
+    /// Everyone connected when this connection joined, itself included.
+    #[serde(default)]
+    pub connections: Vec<PresenceEntry>,
 }
 
 /// One connected client.
@@ -633,10 +636,18 @@ pub enum Update {
         /// The transcript to start again from.
         transcript: Transcript,
     },
-    /// Who is connected.
+    /// Everyone connected: the answer to `requestPresence`.
     Presence {
         /// Every open connection of the session.
         connections: Vec<PresenceEntry>,
+    },
+    /// Who joined and who left since the last change; apply it as set operations to the
+    /// welcome's `connections` (a joined connection may already be there).
+    PresenceChanged {
+        /// Connections that opened.
+        joined: Vec<PresenceEntry>,
+        /// The ids of connections that closed.
+        left: Vec<String>,
     },
     /// The connection broke; it reconnects after a backoff and resumes without loss.
     Reconnecting {

@@ -62,8 +62,12 @@ pub enum Update {
     ReplayDone(u64),
     /// The cursor was too old: replace all state with this transcript.
     Reset(Reset),
-    /// Who is connected.
+    /// Everyone connected: the answer to [`Connection::request_presence`].
     Presence(Presence),
+    /// Who joined and who left since the last change. Apply it as set operations to the
+    /// welcome's `connections`: a joined connection may already be there, a departed one may
+    /// never have been.
+    PresenceChanged(PresenceChange),
     /// The connection broke; it reconnects after a backoff.
     Reconnecting {
         /// Failed attempts in a row so far.
@@ -78,8 +82,8 @@ pub enum Update {
 impl Update {
     /// The update as one JSON object tagged on `type`: `connected` (`welcome`), `event`
     /// (`event`, the envelope), `replay_done` (`through_seq`), `reset` (`reset`), `presence`
-    /// (`presence`), `reconnecting` (`attempt`, `reason`) or `unknown` (`frame`). Bindings
-    /// hand this shape to their languages.
+    /// (`presence`), `presence_changed` (`presence_changed`), `reconnecting` (`attempt`,
+    /// `reason`) or `unknown` (`frame`). Bindings hand this shape to their languages.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
         match self {
@@ -90,6 +94,9 @@ impl Update {
             }
             Self::Reset(reset) => json!({"type": "reset", "reset": reset}),
             Self::Presence(presence) => json!({"type": "presence", "presence": presence}),
+            Self::PresenceChanged(change) => {
+                json!({"type": "presence_changed", "presence_changed": change})
+            }
             Self::Reconnecting { attempt, reason } => {
                 json!({"type": "reconnecting", "attempt": attempt, "reason": reason})
             }
@@ -111,6 +118,7 @@ type AdmissionReply = oneshot::Sender<Result<PromptAdmission, ClientError>>;
 
 enum Command {
     Prompt(Prompt, AdmissionReply),
+    RequestPresence,
     Close,
 }
 
@@ -220,6 +228,15 @@ impl Connection {
         self.client
             .reply_permission(&self.session_id, permission_id, decision)
             .await
+    }
+
+    /// Asks the gateway for everyone connected; the answer arrives as an [`Update::Presence`].
+    /// While disconnected nothing is sent: the next welcome lists everyone.
+    pub async fn request_presence(&self) -> Result<(), ClientError> {
+        self.commands
+            .send(Command::RequestPresence)
+            .await
+            .map_err(|_| ClientError::Closed("the connection is closed".into()))
     }
 
     /// Closes the socket and stops reconnecting; `next` then returns `None`.
@@ -345,6 +362,8 @@ impl Worker {
                 () = &mut sleep => return true,
                 command = self.commands.recv() => match command {
                     Some(Command::Prompt(prompt, reply)) => self.remember(prompt, reply),
+                    // The next welcome lists everyone.
+                    Some(Command::RequestPresence) => {}
                     Some(Command::Close) | None => return false,
                 },
             }
@@ -458,6 +477,12 @@ impl Worker {
                             return Ended::Retry("sending failed".into());
                         }
                     }
+                    Some(Command::RequestPresence) => {
+                        let frame = ClientFrame::Presence(PresenceRequest {});
+                        if !Self::send_frame(&mut socket, &frame).await {
+                            return Ended::Retry("sending failed".into());
+                        }
+                    }
                     Some(Command::Close) | None => {
                         let _ = socket.close(None).await;
                         return Ended::Stopped;
@@ -490,6 +515,7 @@ impl Worker {
                 Some(Update::Reset(reset))
             }
             ServerFrame::Presence(presence) => Some(Update::Presence(presence)),
+            ServerFrame::PresenceChanged(change) => Some(Update::PresenceChanged(change)),
             ServerFrame::PromptAdmitted(admission) => {
                 if let Some((_, replies)) = self.pending.remove(&admission.prompt_id) {
                     for reply in replies {

@@ -216,12 +216,13 @@ async fn an_idle_session_pauses_itself_once_its_grace_runs_out_and_not_while_wat
     agent.finish().await;
     until(&mut stream, |e| matches!(e, Event::TurnCompleted(_))).await;
 
-    // Control: while a client watches, ten graces pass and the session stays up.
+    // Control: while a client watches, ten graces pass and the session stays up (the client
+    // hears heartbeats, and the announcement of its own join).
     let watched_until = tokio::time::Instant::now() + config().idle_grace * 10;
     while tokio::time::Instant::now() < watched_until {
         assert!(matches!(
             next(&mut stream).await,
-            Ok(ServerFrame::Heartbeat(_))
+            Ok(ServerFrame::Heartbeat(_) | ServerFrame::PresenceChanged(_))
         ));
     }
     assert_eq!(engine.provider.calls(Operation::Pause), 0);
@@ -696,5 +697,140 @@ async fn events_past_their_age_are_dropped_and_the_transcript_kept() {
     assert!(
         text.contains("the old answer") && text.contains("the new answer"),
         "{text}"
+    );
+}
+
+/// What a crowd's connections received about who is connected.
+struct CrowdPresence {
+    /// Bytes of every `welcome`, `presence` and `presence_changed` that reached the crowd.
+    bytes: usize,
+    /// How many `presence` and `presence_changed` frames reached the crowd's first connection.
+    frames_of_the_first: usize,
+}
+
+/// What a stream has for now: the welcome, the backlog and `replay_done`, then the live frames
+/// already queued.
+async fn drain(stream: &mut Subscription) -> Vec<bytes::Bytes> {
+    let mut frames = Vec::new();
+    loop {
+        let bytes = tokio::time::timeout(PATIENCE, stream.next()).await;
+        let bytes = bytes.expect("a frame").expect("an open stream");
+        let frame = serde_json::from_slice::<ServerFrame>(&bytes);
+        frames.push(bytes);
+        if matches!(frame, Ok(ServerFrame::ReplayDone(_))) {
+            break;
+        }
+    }
+    frames.extend(std::iter::from_fn(|| stream.try_next()));
+    frames
+}
+
+fn ids(entries: &[PresenceEntry]) -> impl Iterator<Item = String> + '_ {
+    entries.iter().map(|entry| entry.connection_id.clone())
+}
+
+/// Connects `size` streams to a running session, one every 7 ms (so no join falls on the instant
+/// a window ends), and drops every tenth the moment it joined. Checks that every stream, applying
+/// each `presence_changed` to its welcome list as set operations, knows who is connected, as the
+/// gateway's `presence` does, and that no one heard of the dropped ones.
+async fn crowd_joins(size: usize) -> CrowdPresence {
+    let window = Duration::from_millis(100);
+    let engine = Engine::start(HubConfig {
+        presence_window: window,
+        ..config()
+    })
+    .await;
+    let (session, _agent, first) = engine.running().await;
+    tokio::time::sleep(window * 3).await;
+    let (mut kept, mut dropped) = (Vec::new(), Vec::new());
+    for index in 0..size {
+        let stream = engine.connect(&session.id, 0).await;
+        if index % 10 == 9 {
+            dropped.push(stream.connection_id().to_owned());
+            drop(stream);
+        } else {
+            kept.push(stream);
+        }
+        tokio::time::sleep(Duration::from_millis(7)).await;
+    }
+    tokio::time::sleep(window * 3).await;
+
+    let connected = ids(&(engine.gateway.presence(&engine.who, &session.id).await)
+        .unwrap()
+        .connections)
+    .collect::<std::collections::BTreeSet<_>>();
+    let expected = (kept.iter().chain([&first]))
+        .map(|stream| stream.connection_id().to_owned())
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(connected, expected, "`presence` lists everyone connected");
+
+    let mut crowd = CrowdPresence {
+        bytes: 0,
+        frames_of_the_first: 0,
+    };
+    let mut heard_of = std::collections::BTreeSet::new();
+    for (index, stream) in kept.iter_mut().enumerate() {
+        let (mut known, mut frames) = (std::collections::BTreeSet::new(), 0);
+        for bytes in drain(stream).await {
+            match serde_json::from_slice(&bytes).unwrap() {
+                ServerFrame::Welcome(welcome) => {
+                    known = ids(&welcome.connections).collect();
+                    heard_of.extend(known.iter().cloned());
+                }
+                ServerFrame::PresenceChanged(change) => {
+                    for connection_id in &change.left {
+                        known.remove(connection_id);
+                    }
+                    known.extend(ids(&change.joined));
+                    heard_of.extend(ids(&change.joined).chain(change.left));
+                    frames += 1;
+                }
+                ServerFrame::Presence(_) => frames += 1,
+                _ => continue,
+            }
+            crowd.bytes += bytes.len();
+        }
+        assert_eq!(known, expected, "connection {index} knows who is connected");
+        if index == 0 {
+            crowd.frames_of_the_first = frames;
+        }
+    }
+    for connection_id in &dropped {
+        assert!(
+            !heard_of.contains(connection_id),
+            "{connection_id} joined and left within one window, yet someone heard of it"
+        );
+    }
+    // Control: the others were heard of.
+    assert!(
+        expected
+            .iter()
+            .all(|connection_id| heard_of.contains(connection_id))
+    );
+    crowd
+}
+
+/// §2.5 of the protocol, at scale: joins and leaves gather for a window, so a crowd joining costs
+/// each connection a few `presence_changed` frames rather than a full list per join, and what the
+/// connections receive about presence grows with the square of the crowd, not its cube.
+#[tokio::test(start_paused = true)]
+async fn a_crowd_joining_is_announced_in_a_few_presence_changes() {
+    let small = crowd_joins(100).await;
+    let large = crowd_joins(200).await;
+    // The first of 200 saw 199 joins and leaves spread over 1.4 s, about 14 windows; a frame
+    // per change would be 199 or more.
+    assert!(
+        large.frames_of_the_first * 5 <= 199,
+        "the first connection got {} presence frames for 199 joins",
+        large.frames_of_the_first
+    );
+    // A full list to everyone on every join grows with the cube: doubling the crowd multiplies
+    // the bytes by about 8. The welcome lists and the changes grow with the square: about 4.
+    let growth = large.bytes as f64 / small.bytes as f64;
+    assert!(
+        (3.0..6.0).contains(&growth),
+        "doubling the crowd multiplied the presence bytes by {growth:.2} ({} to {})",
+        small.bytes,
+        large.bytes
     );
 }

@@ -218,7 +218,10 @@ impl AsyncRead for Counted {
         let this = self.get_mut();
         let left = this.allowance.left();
         if left >= buffer.remaining() {
-            return Pin::new(&mut this.stream).poll_read(context, buffer);
+            let before = buffer.filled().len();
+            std::task::ready!(Pin::new(&mut this.stream).poll_read(context, buffer))?;
+            this.allowance.spend(buffer.filled().len() - before);
+            return Poll::Ready(Ok(()));
         }
         if left == 0 {
             return Poll::Ready(Err(io::Error::new(

@@ -187,6 +187,10 @@ fn is_presence(frame: &ServerFrame) -> bool {
     matches!(frame, ServerFrame::Presence(_))
 }
 
+fn is_presence_changed(frame: &ServerFrame) -> bool {
+    matches!(frame, ServerFrame::PresenceChanged(_))
+}
+
 fn is_admitted(frame: &ServerFrame, prompt_id: &str) -> bool {
     matches!(frame, ServerFrame::PromptAdmitted(admitted) if admitted.prompt_id == prompt_id)
 }
@@ -337,7 +341,12 @@ fn assert_timestamps_are_epoch_millis(frames: &[(String, ServerFrame)]) {
 /// - §2.3 a cursor greater than the head gets "one `reset` frame carrying: `reason`: ...
 ///   `cursor_ahead`; `earliest_seq` ...; `transcript` ... `replay_done` and live events follow as
 ///   in 2.2".
-/// - §3 `presence` is "sent to everyone when a connection opens or closes".
+/// - §2.5 "`welcome.connections` lists everyone connected when this connection joined, itself
+///   included"; "`presence_changed` announces joins and leaves, to every connection": `joined`,
+///   "the connections that opened", and `left`, "the ids of those that closed"; "`presence` lists
+///   everyone connected now. The gateway sends it only in answer to a client's `presence` frame,
+///   and only to that connection."; applying the welcome list and each `presence_changed` "as set
+///   operations, the set always matches who is connected".
 /// - §4 `auth` is "ignored afterwards with an `error`".
 /// - §8.1 close 1000 `session_ended`: "the session was deleted".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,12 +388,12 @@ async fn connecting_authenticates_replays_and_announces_presence() {
 
     // §2: "`after_seq` (optional, default `0`) ... `0` replays all retained history"; "`source`
     // (optional, default `api`) ... shown in presence". §2.2: welcome, the backlog, `replay_done`
-    // "with `through_seq`: the last seq of the backlog". §3: `presence` is "sent to everyone when
-    // a connection opens or closes".
+    // "with `through_seq`: the last seq of the backlog". §2.5: the welcome lists everyone
+    // connected, itself included, and its own join is announced to everyone.
     let mut first = open(&ws_url(&server, &sid, ""), Some(&ada))
         .await
         .expect("socket opens");
-    let frames = read_pinging(&mut first, is_presence).await;
+    let frames = read_pinging(&mut first, is_presence_changed).await;
     let welcome = the_welcome(&frames).clone();
     assert_eq!(
         (
@@ -405,10 +414,16 @@ async fn connecting_authenticates_replays_and_announces_presence() {
     assert_eq!(through_seq, head, "through_seq is the backlog's last seq");
     assert_timestamps_are_epoch_millis(&frames);
     let first_id = welcome.connection_id.clone();
+    let only_first = vec![(first_id.clone(), "ada".to_owned(), "api".to_owned())];
+    let mut seen_by_first = KnownConnections::default();
+    seen_by_first.follow(&ServerFrame::Welcome(welcome.clone()));
     assert_eq!(
-        last_presence(&frames),
-        [(first_id.clone(), "ada".into(), "api".into())]
+        seen_by_first.entries(),
+        only_first,
+        "the welcome lists itself"
     );
+    seen_by_first.follow_all(&frames);
+    assert_eq!(seen_by_first.entries(), only_first);
 
     // §2.1: "`?token=<token>` in the query string, accepted only for compatibility". §2.2:
     // `through_seq` is "`after_seq` when there was none".
@@ -422,7 +437,7 @@ async fn connecting_authenticates_replays_and_announces_presence() {
     )
     .await
     .expect("a query token opens the socket");
-    let frames = read_pinging(&mut second, is_presence).await;
+    let frames = read_pinging(&mut second, is_presence_changed).await;
     let second_id = the_welcome(&frames).connection_id.clone();
     assert_eq!(the_welcome(&frames).principal.subject, "ada");
     assert!(
@@ -431,7 +446,7 @@ async fn connecting_authenticates_replays_and_announces_presence() {
             [
                 ServerFrame::Welcome(_),
                 ServerFrame::ReplayDone(ReplayDone { through_seq, .. }),
-                ServerFrame::Presence(_)
+                ServerFrame::PresenceChanged(_)
             ] if *through_seq == head
         ),
         "{frames:#?}"
@@ -444,17 +459,37 @@ async fn connecting_authenticates_replays_and_announces_presence() {
         both.sort();
         both
     };
-    assert_eq!(last_presence(&frames), both);
-    let frames = read_pinging(
-        &mut first,
-        |frame| matches!(frame, ServerFrame::Presence(presence) if presence.connections.len() == 2),
-    )
-    .await;
+    let mut seen_by_second = KnownConnections::default();
+    seen_by_second.follow(&frames[0].1);
     assert_eq!(
-        last_presence(&frames),
+        seen_by_second.entries(),
+        both,
+        "the welcome lists everyone connected, itself included"
+    );
+    seen_by_second.follow_all(&frames);
+    assert_eq!(seen_by_second.entries(), both);
+    let frames = read_pinging(&mut first, |frame| {
+        matches!(frame, ServerFrame::PresenceChanged(change)
+            if change.joined.iter().any(|entry| entry.connection_id == second_id))
+    })
+    .await;
+    let Some(ServerFrame::PresenceChanged(change)) = frames.last().map(|(_, frame)| frame) else {
+        unreachable!()
+    };
+    assert!(change.left.is_empty(), "nobody left: {change:?}");
+    seen_by_first.follow_all(&frames);
+    assert_eq!(
+        seen_by_first.entries(),
         both,
         "the first connection hears of the second"
     );
+
+    // §2.5, §4: a `presence` frame gets `presence` with everyone connected, to that connection
+    // only.
+    send(&mut first, json!({"type": "presence"})).await;
+    let frames = read_pinging(&mut first, is_presence).await;
+    assert_eq!(last_presence(&frames), both);
+    seen_by_first.follow_all(&frames);
 
     // §2: `source` is "recorded as the sender's source of prompts sent on this connection".
     send(
@@ -477,6 +512,14 @@ async fn connecting_authenticates_replays_and_announces_presence() {
         ("ada", "cli")
     );
     assert_timestamps_are_epoch_millis(&frames);
+    seen_by_first.follow_all(&frames);
+    // The hub publishes in order, so a `presence` sent to everyone on the first connection's
+    // request would have reached the second before its prompt's events.
+    let frames = read_pinging(&mut second, |frame| is_turn_end(frame, "prm_cli")).await;
+    assert!(
+        !frames.iter().any(|(_, frame)| is_presence(frame)),
+        "only the connection that asked gets `presence`: {frames:#?}"
+    );
 
     // §4: `auth` is "ignored afterwards with an `error`": the connection keeps its principal.
     // §1: "Lifecycle calls are never in the streaming path": a lifecycle frame is refused like any
@@ -492,6 +535,7 @@ async fn connecting_authenticates_replays_and_announces_presence() {
         send(&mut first, json!({"type": lifecycle})).await;
     }
     let frames = ping_pong(&mut first, "after-lifecycle").await;
+    seen_by_first.follow_all(&frames);
     assert_eq!(
         codes(&frames),
         vec![ErrorCode::BadRequest; 5],
@@ -511,6 +555,7 @@ async fn connecting_authenticates_replays_and_announces_presence() {
     )
     .await;
     let frames = read_pinging(&mut first, |frame| is_turn_end(frame, "prm_api")).await;
+    seen_by_first.follow_all(&frames);
     let sender = events(&frames)
         .into_iter()
         .find_map(|event| match event {
@@ -525,17 +570,19 @@ async fn connecting_authenticates_replays_and_announces_presence() {
         ("ada", "api")
     );
 
-    // §3: presence when a connection closes.
-    second.close(None).await.unwrap();
-    let frames = read_pinging(
-        &mut first,
-        |frame| matches!(frame, ServerFrame::Presence(presence) if presence.connections.len() == 1),
-    )
-    .await;
+    // §2.5: a close reaches the others in a `presence_changed` `left`.
     assert_eq!(
-        last_presence(&frames),
-        [(first_id.clone(), "ada".into(), "api".into())]
+        seen_by_first.entries(),
+        both,
+        "nobody left before the close"
     );
+    second.close(None).await.unwrap();
+    let frames = read_pinging(&mut first, |frame| {
+        matches!(frame, ServerFrame::PresenceChanged(change) if change.left.contains(&second_id))
+    })
+    .await;
+    seen_by_first.follow_all(&frames);
+    assert_eq!(seen_by_first.entries(), only_first);
 
     // §2.3: "`after_seq` is greater than the session's head ... Instead of the backlog it sends
     // one `reset` frame carrying: `reason`: ... `cursor_ahead`; `earliest_seq` ...; `transcript`

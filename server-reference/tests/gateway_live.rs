@@ -367,6 +367,22 @@ async fn a_client_that_stops_reading_is_cut_while_the_other_gets_everything() {
         metrics.contains("proliferate_slow_consumer_closes_total 1"),
         "{metrics}"
     );
+    // Every event's way through the hub is measured: each one persisted, and the flushes to
+    // the reading client's socket.
+    let value = |series: &str| -> u64 {
+        let line = metrics.lines().find(|line| line.starts_with(series));
+        let value = line.and_then(|line| line.rsplit(' ').next()?.parse().ok());
+        value.unwrap_or_else(|| panic!("{series} in {metrics}"))
+    };
+    let name = "proliferate_event_latency_seconds";
+    let persisted = value(&format!("{name}_count{{stage=\"persisted\"}}"));
+    assert!(persisted >= *all.last().unwrap(), "{metrics}");
+    let sent = value(&format!("{name}_count{{stage=\"sent\"}}"));
+    assert!(sent > 0 && sent <= 2 * persisted, "{metrics}");
+    assert_eq!(
+        value(&format!("{name}_bucket{{stage=\"sent\",le=\"+Inf\"}}")),
+        sent
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,10 +87,14 @@ async fn a_client_that_pings_but_takes_nothing_is_cut_after_the_send_stall_timeo
     let session = api.create_session().await;
     let mut reader = connect(&server, &session.id, 0, &token).await;
     let mut stalled = connect_with_small_buffer(&server, &session.id, &token).await;
-    read_until(&mut stalled, |frame| {
+    let frames = read_until(&mut stalled, |frame| {
         matches!(frame, ServerFrame::ReplayDone(_))
     })
     .await;
+    let ServerFrame::Welcome(welcome) = &frames[0].1 else {
+        panic!("the first frame is not a welcome: {frames:#?}");
+    };
+    let stalled_id = welcome.connection_id.clone();
 
     // Far more than the stalled client's buffers hold.
     let words: Vec<String> = (1..=3000).map(|word| format!("w{word}")).collect();
@@ -109,18 +113,17 @@ async fn a_client_that_pings_but_takes_nothing_is_cut_after_the_send_stall_timeo
     });
     // The reading client gets the whole turn, then sees the stalled one leave.
     let mut frames = read_until(&mut reader, |frame| is_turn_end(frame, "prm_flood")).await;
-    let mut peak = 0;
-    let mut left = |frame: &ServerFrame| match frame {
-        ServerFrame::Presence(presence) => {
-            peak = peak.max(presence.connections.len());
-            peak == 2 && presence.connections.len() == 1
-        }
-        _ => false,
+    let (mut known, mut peak) = (KnownConnections::default(), 0);
+    let mut left = |frame: &ServerFrame| {
+        known.follow(frame);
+        peak = peak.max(known.count());
+        matches!(frame, ServerFrame::PresenceChanged(change) if change.left.contains(&stalled_id))
     };
     if !frames.iter().any(|(_, frame)| left(frame)) {
-        frames.extend(read_until(&mut reader, left).await);
+        frames.extend(read_until(&mut reader, &mut left).await);
     }
     assert_eq!(peak, 2, "control: both clients were connected");
+    assert_eq!(known.count(), 1, "the stalled client left");
     let deltas = frames
         .iter()
         .filter(|(_, frame)| {

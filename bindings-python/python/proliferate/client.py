@@ -36,13 +36,15 @@ class Reconnecting:
 
 
 Update = Union[
-    wire.Welcome, wire.EventEnvelope, wire.ReplayDone, wire.Reset, wire.Presence, Reconnecting,
-    wire.Unknown,
+    wire.Welcome, wire.EventEnvelope, wire.ReplayDone, wire.Reset, wire.Presence,
+    wire.PresenceChange, Reconnecting, wire.Unknown,
 ]
-"""What a connection yields: `Welcome` on each (re)connect, each `EventEnvelope` once and in
-order, `ReplayDone` when the backlog is replayed, `Reset` when the cursor was too old (replace all
-state with its transcript), `Presence`, `Reconnecting`, or `Unknown` for frames this version does
-not know."""
+"""What a connection yields: `Welcome` on each (re)connect (its `connections` list everyone
+connected), each `EventEnvelope` once and in order, `ReplayDone` when the backlog is replayed,
+`Reset` when the cursor was too old (replace all state with its transcript), `Presence` (the
+answer to `request_presence`), `PresenceChange` (who joined and left; apply it as set operations,
+as a joined connection may already be in the welcome's list), `Reconnecting`, or `Unknown` for
+frames this version does not know."""
 
 Callback = Callable[[Any], Union[None, Awaitable[None]]]
 
@@ -60,6 +62,8 @@ def _update(text: str) -> Update:
         return decode(wire.Reset, data["reset"])
     if kind == "presence":
         return decode(wire.Presence, data["presence"])
+    if kind == "presence_changed":
+        return decode(wire.PresenceChange, data["presence_changed"])
     if kind == "reconnecting":
         return Reconnecting(attempt=data["attempt"], reason=data["reason"])
     frame = data.get("frame", data)
@@ -135,6 +139,11 @@ class Connection:
     async def reply_permission(self, permission_id: str, decision: wire.PermissionDecision) -> None:
         """Answers a permission request with `once`, `always` or `reject`."""
         await self._native.reply_permission(permission_id, decision)
+
+    async def request_presence(self) -> None:
+        """Asks the gateway for everyone connected; the answer arrives as a `Presence` update.
+        While disconnected nothing is sent: the next `Welcome` lists everyone."""
+        await self._native.request_presence()
 
     async def close(self) -> None:
         """Closes the socket and stops reconnecting; iteration then ends."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types as _builtin_types
 import typing
@@ -15,6 +16,14 @@ T = TypeVar("T")
 
 _TAGGED = {frozenset(typing.get_args(getattr(wire, name))): tags for name, tags in wire.UNIONS.items()}
 _MEMBERS = {cls for tags in wire.UNIONS.values() for cls in tags.values()}
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[dict[str, Any], dict[str, str]]:
+    """A dataclass's resolved field types, and its field names by wire name (read once: resolving
+    annotations is far slower than decoding a value)."""
+    names = {field.name.rstrip("_"): field.name for field in dataclasses.fields(cls)}
+    return typing.get_type_hints(cls), names
 
 
 def decode(annotation: Any, value: Any) -> Any:
@@ -36,8 +45,7 @@ def decode(annotation: Any, value: Any) -> Any:
         (item,) = typing.get_args(annotation)
         return [decode(item, element) for element in value]
     if dataclasses.is_dataclass(annotation):
-        hints = typing.get_type_hints(annotation)
-        names = {field.name.rstrip("_"): field.name for field in dataclasses.fields(annotation)}
+        hints, names = _fields(annotation)
         arguments = {
             names[key]: decode(hints[names[key]], item)
             for key, item in value.items()
@@ -71,7 +79,7 @@ def encode(annotation: Any, value: Any) -> Any:
         (item,) = typing.get_args(annotation) or (Any,)
         return [encode(item, element) for element in value]
     if dataclasses.is_dataclass(value):
-        hints = typing.get_type_hints(type(value))
+        hints, _ = _fields(type(value))
         tagged = type(value) in _MEMBERS
         data: dict[str, Any] = {}
         for field in dataclasses.fields(value):

@@ -79,6 +79,10 @@ class SyncConnection:
         """Answers a permission request with `once`, `always` or `reject`."""
         self._loop.run(self._connection.reply_permission(permission_id, decision))
 
+    def request_presence(self) -> None:
+        """Asks the gateway for everyone connected; the answer arrives as a `Presence` update."""
+        self._loop.run(self._connection.request_presence())
+
     def close(self) -> None:
         """Closes the socket and stops reconnecting."""
         self._loop.run(self._connection.close())

@@ -292,6 +292,21 @@ class Presence:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PresenceChange:
+    """Payload of `presence_changed`: the joins and leaves of a short window, as set operations on
+the connections a client knows. A connection that joined and left within one window is in
+neither list; no id is in both."""
+    type: str = "presence_changed"
+    """The `type` tag this value carries on the wire."""
+    joined: list[PresenceEntry] = field(default_factory=list)
+    """Connections that opened; some may already be in this connection's `welcome`."""
+    left: list[str] = field(default_factory=list)
+    """The ids of connections that closed; some may be unknown to this connection."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, kept as sent."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class PresenceEntry:
     """One connected client."""
     connection_id: str
@@ -300,6 +315,13 @@ class PresenceEntry:
     """The kind of client it said it is."""
     subject: str
     """The subject of its token."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PresenceRequest:
+    """Payload of the client frame `presence`."""
+    type: str = "presence"
+    """The `type` tag this value carries on the wire."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -895,6 +917,8 @@ class Welcome:
     """The `type` tag this value carries on the wire."""
     connection_id: str
     """This connection's id, as presence frames show it."""
+    connections: list[PresenceEntry] = field(default_factory=list)
+    """Everyone connected when this connection joined, itself included."""
     head_seq: int
     """The newest seq at the time of the welcome."""
     heartbeat_interval_ms: int
@@ -929,7 +953,7 @@ class Unknown:
     """The whole value as sent."""
 
 
-ClientFrame = Union[Auth, Ping, Prompt, Cancel, CancelQueued, PermissionReply, Unknown]
+ClientFrame = Union[Auth, Ping, Prompt, Cancel, CancelQueued, PermissionReply, PresenceRequest, Unknown]
 """One `ClientFrame`, tagged on `type`."""
 CLIENTFRAME_TYPES: dict[str, type] = {
     "auth": Auth,
@@ -938,6 +962,7 @@ CLIENTFRAME_TYPES: dict[str, type] = {
     "cancel": Cancel,
     "cancel_queued": CancelQueued,
     "permission_reply": PermissionReply,
+    "presence": PresenceRequest,
 }
 """Every `ClientFrame` tag this version knows, and its class."""
 
@@ -970,7 +995,7 @@ EVENT_TYPES: dict[str, type] = {
 }
 """Every `Event` tag this version knows, and its class."""
 
-ServerFrame = Union[EventEnvelope, Welcome, ReplayDone, Reset, Heartbeat, Ping, PromptAdmission, ErrorFrame, Presence, Unknown]
+ServerFrame = Union[EventEnvelope, Welcome, ReplayDone, Reset, Heartbeat, Ping, PromptAdmission, ErrorFrame, Presence, PresenceChange, Unknown]
 """One `ServerFrame`, tagged on `type`."""
 SERVERFRAME_TYPES: dict[str, type] = {
     "event": EventEnvelope,
@@ -982,6 +1007,7 @@ SERVERFRAME_TYPES: dict[str, type] = {
     "prompt_admitted": PromptAdmission,
     "error": ErrorFrame,
     "presence": Presence,
+    "presence_changed": PresenceChange,
 }
 """Every `ServerFrame` tag this version knows, and its class."""
 

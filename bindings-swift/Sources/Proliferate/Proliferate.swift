@@ -29,8 +29,9 @@ private final class StreamListener: UpdateListener, @unchecked Sendable {
 
 extension Connection {
     /// Every update until the connection closes: `connected`, each event once and in order,
-    /// `replayDone`, `reset`, `presence`, `reconnecting`. Ending the iteration, or cancelling
-    /// its task, cancels the subscription. Read a connection through one sequence at a time.
+    /// `replayDone`, `reset`, `presence`, `presenceChanged`, `reconnecting`. Ending the
+    /// iteration, or cancelling its task, cancels the subscription. Read a connection through
+    /// one sequence at a time.
     public func updates() -> AsyncThrowingStream<Update, Error> {
         AsyncThrowingStream { continuation in
             let subscribing = Task {

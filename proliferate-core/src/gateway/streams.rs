@@ -105,6 +105,7 @@ impl Gateway {
             status: attached.status,
             principal,
             heartbeat_interval_ms: self.services.config.heartbeat_interval.as_millis() as u64,
+            connections: attached.connections,
             ..Default::default()
         };
         Ok(Subscription::new(
@@ -114,7 +115,18 @@ impl Gateway {
             self.services.log.clone(),
             attached.hub,
             place,
+            self.services.metrics.clone(),
         ))
+    }
+
+    /// Everyone connected to the session's streams now.
+    pub async fn presence(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+    ) -> Result<Presence, GatewayError> {
+        self.access(principal, session_id, Scope::Read).await?;
+        self.services.ask(session_id, Command::Presence).await
     }
 
     /// Where the session's agent answers, resuming the session first if needed.

@@ -68,6 +68,8 @@ struct Hub {
     head_seq: u64,
     /// Events numbered but not yet in the log; published once they are.
     unpersisted: Vec<StoredEvent>,
+    /// When each event not yet published was staged, by seq, oldest first.
+    staged_at: VecDeque<(u64, Instant)>,
     /// The session's record changed since it was last stored.
     record_dirty: bool,
     /// Prompt states to store, in order, after the events that explain them.
@@ -168,10 +170,11 @@ pub(crate) async fn spawn(
     let head_seq = record.info.head_seq;
     let mut hub = Hub {
         head_seq,
-        fanout: FanOut::new(services.config.send_budget),
+        fanout: FanOut::new(services.config.send_budget, services.config.presence_window),
         services,
         record,
         unpersisted: Vec::new(),
+        staged_at: Default::default(),
         record_dirty: false,
         prompt_states: Vec::new(),
         writing: None,
@@ -236,6 +239,14 @@ async fn next_update(updates: &mut Option<mpsc::Receiver<AgentUpdate>>) -> Optio
     }
 }
 
+/// Resolves at `deadline`, or never when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Hub {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut done: mpsc::Receiver<Done>) {
         let session_id = self.record.info.id.clone();
@@ -251,6 +262,10 @@ impl Hub {
                 Some(done) = done.recv() => self.on_done(done).await.map(|()| true),
                 written = writes::written(&mut self.writing) => self.on_written(written).await.map(|()| true),
                 () = tokio::time::sleep_until(deadline) => self.on_deadlines().await.map(|()| true),
+                () = sleep_until(self.fanout.presence_due()) => {
+                    self.announce_presence();
+                    Ok(true)
+                }
                 _ = heartbeat.tick() => {
                     self.heartbeat();
                     Ok(true)
@@ -365,6 +380,7 @@ impl Hub {
     /// Numbers an event and stages it; [`Hub::start_write`] stores it, then it is published.
     pub(super) fn append(&mut self, event: Event) {
         self.head_seq += 1;
+        self.staged_at.push_back((self.head_seq, Instant::now()));
         let mut frame = ServerFrame::Event(EventEnvelope {
             session_id: self.record.info.id.clone(),
             seq: self.head_seq,
@@ -390,13 +406,20 @@ impl Hub {
         });
     }
 
+    /// Sends a frame to every connection; those cut off for falling behind are announced as
+    /// gone with the next `presence_changed`.
     pub(super) fn publish(&mut self, frame: &Frame) {
         let slow = self.fanout.publish(frame);
         if slow > 0 {
             self.services.metrics.slow_consumers_closed(slow);
             tracing::warn!(session_id = %self.record.info.id, slow, "closed slow consumers");
-            let presence = self.fanout.presence();
-            self.fanout.publish(&presence);
+        }
+    }
+
+    /// Publishes one `presence_changed` with the joins and leaves gathered since the last.
+    fn announce_presence(&mut self) {
+        if let Some(frame) = self.fanout.take_presence_change() {
+            self.publish(&frame);
         }
     }
 

@@ -2,13 +2,20 @@
 //!
 //! Publishing never waits: a connection whose queue is full is cut off (its overflow signal
 //! fires and it closes with 1013), so one slow client never delays the agent or anyone else.
+//!
+//! Joins and leaves gather for a short window and go out together in one `presence_changed`,
+//! so a crowd joining costs each connection a few frames rather than one per join.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
-use crate::protocol::v1::{Presence, PresenceEntry, ServerFrame};
+use crate::protocol::v1::{PresenceChange, PresenceEntry, ServerFrame};
 
 /// A serialized server frame; `seq` is 0 for control frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +24,8 @@ pub struct Frame {
     pub seq: u64,
     /// The frame's JSON, serialized once and shared.
     pub bytes: Bytes,
+    /// When the hub staged the event, for the latency metrics; `None` for a control frame.
+    pub staged: Option<Instant>,
 }
 
 impl Frame {
@@ -25,6 +34,7 @@ impl Frame {
         Self {
             seq: 0,
             bytes: Bytes::from(serde_json::to_vec(frame).unwrap_or_default()),
+            staged: None,
         }
     }
 }
@@ -33,25 +43,47 @@ impl Frame {
 pub(crate) struct Outlet {
     pub frames: mpsc::Receiver<Frame>,
     pub overflow: oneshot::Receiver<()>,
+    /// How many connections the session has now.
+    pub connections: Arc<AtomicUsize>,
 }
 
 struct Connection {
     frames: mpsc::Sender<Frame>,
     overflow: Option<oneshot::Sender<()>>,
     presence: PresenceEntry,
+    /// How many connections had joined before this one, itself included.
+    join_number: u64,
 }
 
 /// The connections of one session.
 pub(crate) struct FanOut {
     budget: usize,
     connections: HashMap<String, Connection>,
+    /// Connections have joined so far.
+    joins: u64,
+    /// Connections that joined since the last `presence_changed`, by id.
+    joined: HashSet<String>,
+    /// Connections that left since the last `presence_changed`.
+    left: Vec<String>,
+    /// How long changes gather before they are announced.
+    window: Duration,
+    /// When the changes gathered so far are due to be announced.
+    due: Option<Instant>,
+    /// How many connections there are, shared with each connection's outlet.
+    count: Arc<AtomicUsize>,
 }
 
 impl FanOut {
-    pub fn new(budget: usize) -> Self {
+    pub fn new(budget: usize, window: Duration) -> Self {
         Self {
             budget,
             connections: HashMap::new(),
+            joins: 0,
+            joined: HashSet::new(),
+            left: Vec::new(),
+            window,
+            due: None,
+            count: Arc::default(),
         }
     }
 
@@ -63,34 +95,65 @@ impl FanOut {
         self.connections.len()
     }
 
-    /// Adds a connection; frames published from now on reach it.
+    /// Adds a connection; frames published from now on reach it. Its join is announced with
+    /// the next `presence_changed`.
     pub fn add(&mut self, presence: PresenceEntry) -> Outlet {
         let (frames, receiver) = mpsc::channel(self.budget);
         let (overflow, overflow_receiver) = oneshot::channel();
+        self.joins += 1;
+        self.joined.insert(presence.connection_id.clone());
         self.connections.insert(
             presence.connection_id.clone(),
             Connection {
                 frames,
                 overflow: Some(overflow),
                 presence,
+                join_number: self.joins,
             },
         );
+        self.changed();
         Outlet {
             frames: receiver,
             overflow: overflow_receiver,
+            connections: self.count.clone(),
         }
     }
 
-    /// Removes a connection; true if it was there.
+    /// Removes a connection; true if it was there. Its leave is announced with the next
+    /// `presence_changed`.
     pub fn remove(&mut self, connection_id: &str) -> bool {
-        self.connections.remove(connection_id).is_some()
+        match self.connections.remove(connection_id) {
+            Some(connection) => {
+                self.leave(connection_id.to_owned(), connection.join_number);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a leave. A join not yet announced cancels out, unless someone joined after it:
+    /// their welcome listed the connection, so they must hear it left.
+    fn leave(&mut self, connection_id: String, join_number: u64) {
+        let unannounced = self.joined.remove(&connection_id);
+        if !unannounced || join_number < self.joins {
+            self.left.push(connection_id);
+        }
+        self.changed();
+    }
+
+    fn changed(&mut self) {
+        self.count.store(self.connections.len(), Relaxed);
+        if self.due.is_none() {
+            self.due = Some(Instant::now() + self.window);
+        }
     }
 
     /// Sends a frame to every connection. Returns how many were cut off for overflowing.
     pub fn publish(&mut self, frame: &Frame) -> usize {
         let mut slow = 0;
-        self.connections.retain(
-            |_, connection| match connection.frames.try_send(frame.clone()) {
+        let mut gone = Vec::new();
+        self.connections.retain(|connection_id, connection| {
+            let kept = match connection.frames.try_send(frame.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     if let Some(signal) = connection.overflow.take() {
@@ -100,22 +163,136 @@ impl FanOut {
                     false
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
-            },
-        );
+            };
+            if !kept {
+                gone.push((connection_id.clone(), connection.join_number));
+            }
+            kept
+        });
+        for (connection_id, join_number) in gone {
+            self.leave(connection_id, join_number);
+        }
         slow
     }
 
-    /// The presence frame for the current connections.
-    pub fn presence(&self) -> Frame {
+    /// Everyone connected, in the order of their ids.
+    pub fn connections(&self) -> Vec<PresenceEntry> {
         let mut connections: Vec<PresenceEntry> = self
             .connections
             .values()
             .map(|connection| connection.presence.clone())
             .collect();
         connections.sort_by(|left, right| left.connection_id.cmp(&right.connection_id));
-        Frame::control(&ServerFrame::Presence(Presence {
-            connections,
-            ..Default::default()
-        }))
+        connections
+    }
+
+    /// When the joins and leaves gathered so far are due to be announced, if there are any.
+    pub fn presence_due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// The `presence_changed` frame announcing what changed since the last one, if anything
+    /// did; what it announces is forgotten.
+    pub fn take_presence_change(&mut self) -> Option<Frame> {
+        self.due = None;
+        let joined = std::mem::take(&mut self.joined);
+        let left = std::mem::take(&mut self.left);
+        if self.connections.is_empty() || (joined.is_empty() && left.is_empty()) {
+            return None;
+        }
+        let mut joined: Vec<PresenceEntry> = (joined.iter())
+            .filter_map(|connection_id| self.connections.get(connection_id))
+            .map(|connection| connection.presence.clone())
+            .collect();
+        joined.sort_by(|left, right| left.connection_id.cmp(&right.connection_id));
+        Some(Frame::control(&ServerFrame::PresenceChanged(
+            PresenceChange {
+                joined,
+                left,
+                ..Default::default()
+            },
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(connection_id: &str) -> PresenceEntry {
+        PresenceEntry {
+            connection_id: connection_id.into(),
+            subject: "ada".into(),
+            source: "test".into(),
+        }
+    }
+
+    /// The ids joined and left of the pending `presence_changed`, if any.
+    fn change(fanout: &mut FanOut) -> Option<(Vec<String>, Vec<String>)> {
+        let frame = fanout.take_presence_change()?;
+        match serde_json::from_slice(&frame.bytes).unwrap() {
+            ServerFrame::PresenceChanged(change) => Some((
+                change.joined.into_iter().map(|e| e.connection_id).collect(),
+                change.left,
+            )),
+            other => panic!("not a presence change: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn joins_and_leaves_of_a_window_are_announced_together() {
+        let mut fanout = FanOut::new(16, Duration::from_millis(100));
+        assert_eq!(fanout.presence_due(), None);
+        let _a = fanout.add(entry("a"));
+        let due = fanout
+            .presence_due()
+            .expect("a join is due to be announced");
+        let _b = fanout.add(entry("b"));
+        assert_eq!(fanout.presence_due(), Some(due), "the window does not move");
+        assert_eq!(
+            change(&mut fanout),
+            Some((vec!["a".into(), "b".into()], vec![]))
+        );
+        assert_eq!(fanout.presence_due(), None);
+        assert_eq!(change(&mut fanout), None, "nothing changed since");
+
+        fanout.remove("a");
+        let _c = fanout.add(entry("c"));
+        assert_eq!(
+            change(&mut fanout),
+            Some((vec!["c".into()], vec!["a".into()]))
+        );
+        let ids: Vec<String> = (fanout.connections().into_iter())
+            .map(|e| e.connection_id)
+            .collect();
+        assert_eq!(ids, ["b", "c"]);
+    }
+
+    #[test]
+    fn a_connection_that_joined_and_left_unseen_is_announced_to_no_one() {
+        let mut fanout = FanOut::new(16, Duration::from_millis(100));
+        let _a = fanout.add(entry("a"));
+        change(&mut fanout);
+        let _b = fanout.add(entry("b"));
+        fanout.remove("b");
+        assert_eq!(change(&mut fanout), None);
+        // A connection cut for a closed queue leaves the same way.
+        let c = fanout.add(entry("c"));
+        drop(c);
+        fanout.publish(&Frame::control(&ServerFrame::Heartbeat(Default::default())));
+        assert_eq!(change(&mut fanout), None);
+    }
+
+    #[test]
+    fn a_leave_is_announced_when_a_later_joiner_was_welcomed_with_it() {
+        let mut fanout = FanOut::new(16, Duration::from_millis(100));
+        let _a = fanout.add(entry("a"));
+        // b's welcome lists a, so b must hear that a left, though a's join was never announced.
+        let _b = fanout.add(entry("b"));
+        fanout.remove("a");
+        assert_eq!(
+            change(&mut fanout),
+            Some((vec!["b".into()], vec!["a".into()]))
+        );
     }
 }

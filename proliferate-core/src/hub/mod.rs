@@ -28,8 +28,8 @@ pub(crate) use fanout::Outlet;
 
 use crate::GatewayError;
 use crate::protocol::v1::{
-    PermissionDecision, PresenceEntry, PromptAdmission, Sender, SessionInfo, SessionStatus,
-    SnapshotInfo, Transcript,
+    PermissionDecision, Presence, PresenceEntry, PromptAdmission, Sender, SessionInfo,
+    SessionStatus, SnapshotInfo, Transcript,
 };
 use crate::sandbox::AgentEndpoint;
 use crate::store::PromptRecord;
@@ -72,6 +72,8 @@ pub struct HubConfig {
     /// How long a session's hub stays in memory with no connection, no agent and no work; it
     /// comes back from the store on the next call about the session.
     pub evict_after: Duration,
+    /// How long joins and leaves gather before one `presence_changed` announces them.
+    pub presence_window: Duration,
 }
 
 impl HubConfig {
@@ -96,6 +98,7 @@ impl Default for HubConfig {
             retained_age: None,
             max_event_bytes: 1024 * 1024,
             evict_after: Duration::from_secs(60),
+            presence_window: Duration::from_millis(100),
             max_live_sessions_per_organization: None,
             max_connections_per_organization: None,
         }
@@ -112,6 +115,8 @@ pub(crate) struct Attached {
     pub outlet: Outlet,
     pub head_seq: u64,
     pub status: SessionStatus,
+    /// Everyone connected, the new connection included.
+    pub connections: Vec<PresenceEntry>,
 }
 
 pub(crate) enum Command {
@@ -126,6 +131,7 @@ pub(crate) enum Command {
     Resume(Reply<SessionInfo>),
     Snapshot(Reply<SnapshotInfo>),
     Transcript(Reply<Transcript>),
+    Presence(Reply<Presence>),
     Info(Reply<SessionInfo>),
     AgentEndpoint(Reply<AgentEndpoint>),
     Terminate(Reply<()>),
@@ -148,6 +154,7 @@ impl Command {
             }
             Command::Snapshot(reply) => drop(reply.send(Err(error))),
             Command::Transcript(reply) => drop(reply.send(Err(error))),
+            Command::Presence(reply) => drop(reply.send(Err(error))),
             Command::AgentEndpoint(reply) => drop(reply.send(Err(error))),
             Command::Disconnect(_) => {}
             Command::Shutdown(done) => drop(done.send(())),

@@ -6,13 +6,25 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
+use tokio::time::Instant;
+
+use super::fanout::Frame;
 use super::{Command, HubHandle, Outlet};
+use crate::metrics::{Metrics, Stage};
 use crate::protocol::v1::{ReplayDone, Reset, ServerFrame, Welcome};
 use crate::quota::QuotaPermit;
 use crate::store::EventLog;
+
+/// How long a connection's writer gathers live frames into one write, per connection of the
+/// session, up to [`MAX_GATHERING`]: a crowd costs each client a few writes (and wake-ups) per
+/// window instead of one per event, while a lone client waits microseconds.
+const GATHERING_PER_CONNECTION: Duration = Duration::from_micros(25);
+/// The longest a live frame waits to be gathered with others.
+const MAX_GATHERING: Duration = Duration::from_millis(25);
 
 /// Events read from the store per page of replay.
 const REPLAY_PAGE: u32 = 500;
@@ -55,6 +67,9 @@ pub struct Subscription {
     log: Arc<dyn EventLog>,
     hub: HubHandle,
     connection_id: String,
+    metrics: Arc<Metrics>,
+    /// When the oldest live event taken since the last [`Subscription::sent`] was staged.
+    unsent_since: Option<Instant>,
     /// This connection's place among its organisation's open streams.
     _place: QuotaPermit<String>,
 }
@@ -71,6 +86,7 @@ impl Subscription {
         log: Arc<dyn EventLog>,
         hub: HubHandle,
         place: QuotaPermit<String>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             head_at_connect: welcome.head_seq,
@@ -83,6 +99,8 @@ impl Subscription {
             overflow_closed: false,
             log,
             hub,
+            metrics,
+            unsent_since: None,
             _place: place,
         }
     }
@@ -121,15 +139,47 @@ impl Subscription {
         }
     }
 
-    /// The next live frame if one is ready now; for coalescing writes.
+    /// Tells the subscription that the frames taken so far reached the socket, for the latency
+    /// metrics.
+    pub fn sent(&mut self) {
+        if let Some(staged) = self.unsent_since.take() {
+            self.metrics.observe(Stage::Sent, staged.elapsed());
+        }
+    }
+
+    /// Takes a live frame's bytes, noting when it was staged.
+    fn take(&mut self, frame: Frame) -> Bytes {
+        self.last_sent = self.last_sent.max(frame.seq);
+        if let Some(staged) = frame.staged {
+            self.unsent_since.get_or_insert(staged);
+        }
+        frame.bytes
+    }
+
+    /// How long to gather live frames before writing: longer the more connections the session
+    /// has, so the gateway's writes per second stay bounded whatever the crowd.
+    pub fn gathering(&self) -> Duration {
+        if !matches!(self.phase, Phase::Live) || !self.backlog.is_empty() {
+            return Duration::ZERO;
+        }
+        let connections = self
+            .outlet
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (GATHERING_PER_CONNECTION * connections as u32).min(MAX_GATHERING)
+    }
+
+    /// The next frame if one is ready now (of the backlog, or live); for coalescing writes.
     pub fn try_next(&mut self) -> Option<Bytes> {
-        if !matches!(self.phase, Phase::Live) || !self.backlog.is_empty() || self.overflow_fired {
+        if let Some(frame) = self.backlog.pop_front() {
+            return Some(frame);
+        }
+        if !matches!(self.phase, Phase::Live) || self.overflow_fired {
             return None;
         }
         while let Ok(frame) = self.outlet.frames.try_recv() {
             if frame.seq == 0 || frame.seq > self.last_sent {
-                self.last_sent = self.last_sent.max(frame.seq);
-                return Some(frame.bytes);
+                return Some(self.take(frame));
             }
         }
         None
@@ -226,8 +276,7 @@ impl Subscription {
                 });
             };
             if frame.seq == 0 || frame.seq > self.last_sent {
-                self.last_sent = self.last_sent.max(frame.seq);
-                return Ok(frame.bytes);
+                return Ok(self.take(frame));
             }
         }
     }

@@ -26,6 +26,8 @@ use crate::serve::ReadAllowance;
 
 /// The largest client frame handled; larger ones get `payload_too_large`.
 const MAX_FRAME: usize = 1024 * 1024;
+/// The read buffer each socket starts with.
+const READ_BUFFER: usize = 4 * 1024;
 /// How long a browser has to send its `auth` frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most a socket may send before its `auth` frame authenticates it.
@@ -89,7 +91,9 @@ pub async fn upgrade(
     if let Some(allowance) = allowance.as_ref().filter(|_| principal.is_none()) {
         allowance.limit(AUTH_FRAME_BYTES);
     }
+    // A small read buffer (it grows for a large frame): idle connections hold little memory.
     socket
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(16 * MAX_FRAME)
         .on_upgrade(move |socket| run(state, socket, id, principal, allowance, query))
 }
@@ -273,6 +277,12 @@ async fn handle(
                 )
                 .await
         }
+        ClientFrame::Presence(_) => {
+            return Some(match gateway.presence(principal, session_id).await {
+                Ok(presence) => Outgoing::Frame(encode(&ServerFrame::Presence(presence))),
+                Err(error) => error_frame(&error, None),
+            });
+        }
         ClientFrame::Auth(_) => Err(GatewayError::BadRequest("already authenticated".into())),
         ClientFrame::Unknown(raw) => Err(GatewayError::BadRequest(format!(
             "unknown frame type {}",
@@ -356,6 +366,11 @@ async fn write(
                 }
                 Ok(first) => {
                     welcomed = true;
+                    // Live frames that arrive meanwhile go out in the same write.
+                    let gathering = subscription.gathering();
+                    if !gathering.is_zero() {
+                        tokio::time::sleep(gathering).await;
+                    }
                     let mut ready = vec![first];
                     ready.extend(std::iter::from_fn(|| subscription.try_next()));
                     let sent = async {
@@ -367,7 +382,10 @@ async fn write(
                     // A client that takes nothing is cut, whether it falls behind its send
                     // budget (a busy session) or stalls one send (a quiet one).
                     tokio::select! {
-                        sent = sent => if sent.is_err() { return },
+                        sent = sent => match sent {
+                            Ok(()) => subscription.sent(),
+                            Err(_) => return,
+                        },
                         () = subscription.overflowed() => break (1013, "slow_consumer"),
                         () = tokio::time::sleep(send_stall) => break (1013, "slow_consumer"),
                     }

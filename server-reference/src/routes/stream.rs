@@ -58,6 +58,8 @@ pub async fn events(
     let mut shutting_down = state.shutting_down.clone();
     // A stopping server ends the stream, and the client resumes from its `Last-Event-ID`.
     let frames = futures::stream::unfold(subscription, |mut subscription| async move {
+        // Asked for the next frame, the body has taken the last one.
+        subscription.sent();
         let frame = subscription.next().await.ok()?;
         Some((Ok::<_, Infallible>(to_sse(&frame)), subscription))
     })

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use proliferate_core::metrics::LATENCY_BUCKETS;
 use proliferate_core::protocol::v1::Health;
 
 use super::AppState;
@@ -77,6 +78,25 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             text,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
+    }
+    let name = "proliferate_event_latency_seconds";
+    let _ = writeln!(
+        text,
+        "# HELP {name} From the hub receiving an agent's event to the store holding it (stage=\"persisted\") and to a client's socket (stage=\"sent\", per flush, its oldest event).\n# TYPE {name} histogram"
+    );
+    for (stage, reading) in [("persisted", reading.persisted), ("sent", reading.sent)] {
+        let mut count = 0;
+        let bounds = LATENCY_BUCKETS.iter().map(ToString::to_string);
+        for (bound, observed) in bounds.chain(["+Inf".into()]).zip(reading.buckets) {
+            count += observed;
+            let _ = writeln!(
+                text,
+                "{name}_bucket{{stage=\"{stage}\",le=\"{bound}\"}} {count}"
+            );
+        }
+        let sum = reading.sum.as_secs_f64();
+        let _ = writeln!(text, "{name}_sum{{stage=\"{stage}\"}} {sum}");
+        let _ = writeln!(text, "{name}_count{{stage=\"{stage}\"}} {count}");
     }
     if let Some(proxy) = &state.model_proxy {
         text.push_str(&proxy.metrics());

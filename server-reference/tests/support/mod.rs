@@ -526,3 +526,50 @@ pub fn seqs(frames: &[(String, ServerFrame)]) -> Vec<u64> {
         .filter_map(|(_, frame)| event_of(frame).map(|envelope| envelope.seq))
         .collect()
 }
+
+/// Who is connected, as a client following `docs/protocol.md` §2.5 sees it: set by a `welcome`,
+/// then changed by each `presence_changed` as set operations.
+#[derive(Debug, Default)]
+pub struct KnownConnections(std::collections::BTreeMap<String, (String, String)>);
+
+impl KnownConnections {
+    /// Takes in what `frame` says about who is connected, if anything.
+    pub fn follow(&mut self, frame: &ServerFrame) {
+        let joined = match frame {
+            ServerFrame::Welcome(welcome) => {
+                self.0.clear();
+                &welcome.connections
+            }
+            ServerFrame::PresenceChanged(change) => {
+                for connection_id in &change.left {
+                    self.0.remove(connection_id);
+                }
+                &change.joined
+            }
+            _ => return,
+        };
+        for entry in joined {
+            let who = (entry.subject.clone(), entry.source.clone());
+            self.0.insert(entry.connection_id.clone(), who);
+        }
+    }
+
+    /// Takes in every frame of `frames`, in order.
+    pub fn follow_all(&mut self, frames: &[(String, ServerFrame)]) {
+        for (_, frame) in frames {
+            self.follow(frame);
+        }
+    }
+
+    /// The connections as (connection, subject, source), sorted.
+    pub fn entries(&self) -> Vec<(String, String, String)> {
+        (self.0.iter())
+            .map(|(id, (subject, source))| (id.clone(), subject.clone(), source.clone()))
+            .collect()
+    }
+
+    /// How many connections there are.
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+}

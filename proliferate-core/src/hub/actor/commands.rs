@@ -16,13 +16,12 @@ impl Hub {
                 self.services
                     .metrics
                     .set_connections(&self.record.info.id, self.fanout.len());
-                let presence = self.fanout.presence();
-                self.fanout.publish(&presence);
                 let _ = reply.send(Ok(Attached {
                     hub,
                     outlet,
                     head_seq: self.head_seq,
                     status: self.record.info.status,
+                    connections: self.fanout.connections(),
                 }));
                 // A client may watch a session its organisation has no room to run.
                 match self.ensure_agent().await {
@@ -41,8 +40,6 @@ impl Hub {
                     self.services
                         .metrics
                         .set_connections(&self.record.info.id, self.fanout.len());
-                    let presence = self.fanout.presence();
-                    self.fanout.publish(&presence);
                 }
             }
             Command::Prompt(prompt, reply) => self.admit(prompt, reply).await?,
@@ -95,6 +92,12 @@ impl Hub {
             Command::Snapshot(reply) => self.snapshot(reply),
             Command::Transcript(reply) => {
                 let _ = reply.send(Ok(self.reducer.transcript().clone()));
+            }
+            Command::Presence(reply) => {
+                let _ = reply.send(Ok(Presence {
+                    connections: self.fanout.connections(),
+                    ..Default::default()
+                }));
             }
             Command::AgentEndpoint(reply) => {
                 let url = match self.agent {

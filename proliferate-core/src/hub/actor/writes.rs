@@ -5,6 +5,7 @@
 //! a prompt's sender is answered, and the agent sees the prompt, once its `user_message` is.
 
 use super::*;
+use crate::metrics::Stage;
 use crate::store::EventLog;
 
 /// One write: what was staged when it started, in the order it is stored.
@@ -250,11 +251,23 @@ impl Hub {
         self.services
             .metrics
             .events_appended(written.appended.len());
+        let now = Instant::now();
         for event in written.appended {
             self.written_seq = event.seq;
+            let mut staged = None;
+            while let Some(&(seq, at)) = self.staged_at.front().filter(|(seq, _)| *seq <= event.seq)
+            {
+                self.staged_at.pop_front();
+                staged = (seq == event.seq).then_some(at);
+            }
+            if let Some(staged) = staged {
+                let metrics = &self.services.metrics;
+                metrics.observe(Stage::Persisted, now.saturating_duration_since(staged));
+            }
             self.publish(&Frame {
                 seq: event.seq,
                 bytes: event.frame,
+                staged,
             });
         }
         if let Some(through_seq) = written.compacted {

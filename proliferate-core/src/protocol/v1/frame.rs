@@ -27,8 +27,10 @@ open_union! {
         PromptAdmitted(PromptAdmission) = "prompt_admitted",
         /// A client frame was refused; the connection stays open.
         Error(ErrorFrame) = "error",
-        /// Who is connected to the session now.
+        /// Everyone connected to the session; the answer to a client `presence`.
         Presence(Presence) = "presence",
+        /// Who joined and who left the session since the last `presence_changed`.
+        PresenceChanged(PresenceChange) = "presence_changed",
     }
 }
 
@@ -47,6 +49,8 @@ open_union! {
         CancelQueued(CancelQueued) = "cancel_queued",
         /// Answer a permission request.
         PermissionReply(PermissionReply) = "permission_reply",
+        /// Ask for a `presence` frame listing everyone connected.
+        Presence(PresenceRequest) = "presence",
     }
 }
 
@@ -67,6 +71,9 @@ pub struct Welcome {
     pub principal: Principal,
     /// Milliseconds between server heartbeats.
     pub heartbeat_interval_ms: u64,
+    /// Everyone connected when this connection joined, itself included.
+    #[serde(default)]
+    pub connections: Vec<PresenceEntry>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
@@ -153,6 +160,22 @@ pub struct Presence {
     pub extra: Extra,
 }
 
+/// Payload of `presence_changed`: the joins and leaves of a short window, as set operations on
+/// the connections a client knows. A connection that joined and left within one window is in
+/// neither list; no id is in both.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct PresenceChange {
+    /// Connections that opened; some may already be in this connection's `welcome`.
+    #[serde(default)]
+    pub joined: Vec<PresenceEntry>,
+    /// The ids of connections that closed; some may be unknown to this connection.
+    #[serde(default)]
+    pub left: Vec<String>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// One connected client.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct PresenceEntry {
@@ -195,6 +218,10 @@ pub struct Prompt {
 /// Payload of `cancel`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Cancel {}
+
+/// Payload of the client frame `presence`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct PresenceRequest {}
 
 /// Payload of `cancel_queued`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
