@@ -266,6 +266,10 @@ neither list; no id is in both. */
 export interface PresenceChange {
   /** The `type` tag this value carries on the wire. */
   type?: "presence_changed";
+  /** How many connections the session has after the change. Above the presence list limit,
+`joined` and `left` are empty and only the count changes; once the count is back within
+the limit, a `presence` frame with the whole list follows. */
+  count?: number;
   /** Connections that opened; some may already be in this connection's `welcome`. */
   joined?: Array<PresenceEntry>;
   /** The ids of connections that closed; some may be unknown to this connection. */
@@ -840,9 +844,12 @@ export interface UserMessage {
 export interface Welcome {
   /** The `type` tag this value carries on the wire. */
   type?: "welcome";
+  /** How many connections the session has, this one included. */
+  connection_count?: number;
   /** This connection's id, as presence frames show it. */
   connection_id: string;
-  /** Everyone connected when this connection joined, itself included. */
+  /** Everyone connected when this connection joined, itself included; empty when the session
+has more connections than the gateway lists (its presence list limit, 100 by default). */
   connections?: Array<PresenceEntry>;
   /** The newest seq at the time of the welcome. */
   head_seq: number;

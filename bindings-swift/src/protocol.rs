@@ -59,6 +59,7 @@ pub(crate) fn update(wire: &WireUpdate) -> Result<Update, ProliferateError> {
         WireUpdate::PresenceChanged(change) => Update::PresenceChanged {
             joined: convert(&change.joined)?,
             left: change.left.clone(),
+            count: change.count,
         },
         WireUpdate::Reconnecting { attempt, reason } => Update::Reconnecting {
             attempt: *attempt,

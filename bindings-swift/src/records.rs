@@ -595,9 +595,13 @@ pub struct Welcome {
     pub principal: Principal,
     /// How often the gateway sends heartbeats.
     pub heartbeat_interval_ms: u64,
-    /// Everyone connected when this connection joined, itself included.
+    /// Everyone connected when this connection joined, itself included; empty above the
+    /// gateway's presence list limit.
     #[serde(default)]
     pub connections: Vec<PresenceEntry>,
+    /// How many connections the session has, this one included.
+    #[serde(default)]
+    pub connection_count: u64,
 }
 
 /// One connected client.
@@ -648,6 +652,9 @@ pub enum Update {
         joined: Vec<PresenceEntry>,
         /// The ids of connections that closed.
         left: Vec<String>,
+        /// How many connections the session has now; above the presence list limit the lists
+        /// are empty and only this changes.
+        count: u64,
     },
     /// The connection broke; it reconnects after a backoff and resumes without loss.
     Reconnecting {

@@ -737,6 +737,7 @@ async fn crowd_joins(size: usize) -> CrowdPresence {
     let window = Duration::from_millis(100);
     let engine = Engine::start(HubConfig {
         presence_window: window,
+        presence_list_limit: usize::MAX,
         ..config()
     })
     .await;

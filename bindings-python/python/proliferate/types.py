@@ -298,6 +298,10 @@ the connections a client knows. A connection that joined and left within one win
 neither list; no id is in both."""
     type: str = "presence_changed"
     """The `type` tag this value carries on the wire."""
+    count: int = 0
+    """How many connections the session has after the change. Above the presence list limit,
+`joined` and `left` are empty and only the count changes; once the count is back within
+the limit, a `presence` frame with the whole list follows."""
     joined: list[PresenceEntry] = field(default_factory=list)
     """Connections that opened; some may already be in this connection's `welcome`."""
     left: list[str] = field(default_factory=list)
@@ -915,10 +919,13 @@ class Welcome:
     """Payload of `welcome`."""
     type: str = "welcome"
     """The `type` tag this value carries on the wire."""
+    connection_count: int = 0
+    """How many connections the session has, this one included."""
     connection_id: str
     """This connection's id, as presence frames show it."""
     connections: list[PresenceEntry] = field(default_factory=list)
-    """Everyone connected when this connection joined, itself included."""
+    """Everyone connected when this connection joined, itself included; empty when the session
+has more connections than the gateway lists (its presence list limit, 100 by default)."""
     head_seq: int
     """The newest seq at the time of the welcome."""
     heartbeat_interval_ms: int

@@ -106,6 +106,7 @@ impl Gateway {
             principal,
             heartbeat_interval_ms: self.services.config.heartbeat_interval.as_millis() as u64,
             connections: attached.connections,
+            connection_count: attached.connection_count,
             ..Default::default()
         };
         Ok(Subscription::new(

@@ -170,7 +170,11 @@ pub(crate) async fn spawn(
     let head_seq = record.info.head_seq;
     let mut hub = Hub {
         head_seq,
-        fanout: FanOut::new(services.config.send_budget, services.config.presence_window),
+        fanout: FanOut::new(
+            services.config.send_budget,
+            services.config.presence_window,
+            services.config.presence_list_limit,
+        ),
         services,
         record,
         unpersisted: Vec::new(),

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::protocol::v1::{PresenceChange, PresenceEntry, ServerFrame};
+use crate::protocol::v1::{Presence, PresenceChange, PresenceEntry, ServerFrame};
 
 /// A serialized server frame; `seq` is 0 for control frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,10 +71,14 @@ pub(crate) struct FanOut {
     due: Option<Instant>,
     /// How many connections there are, shared with each connection's outlet.
     count: Arc<AtomicUsize>,
+    /// The most connections listed in a welcome or a change.
+    list_limit: usize,
+    /// Whether the last announcement listed its changes (false once the count passed the limit).
+    listed: bool,
 }
 
 impl FanOut {
-    pub fn new(budget: usize, window: Duration) -> Self {
+    pub fn new(budget: usize, window: Duration, list_limit: usize) -> Self {
         Self {
             budget,
             connections: HashMap::new(),
@@ -84,6 +88,8 @@ impl FanOut {
             window,
             due: None,
             count: Arc::default(),
+            list_limit,
+            listed: true,
         }
     }
 
@@ -186,6 +192,14 @@ impl FanOut {
         connections
     }
 
+    /// Everyone connected, if they are few enough to list in a welcome; else nobody.
+    pub fn listed_connections(&self) -> Vec<PresenceEntry> {
+        match self.connections.len() <= self.list_limit {
+            true => self.connections(),
+            false => Vec::new(),
+        }
+    }
+
     /// When the joins and leaves gathered so far are due to be announced, if there are any.
     pub fn presence_due(&self) -> Option<Instant> {
         self.due
@@ -200,6 +214,24 @@ impl FanOut {
         if self.connections.is_empty() || (joined.is_empty() && left.is_empty()) {
             return None;
         }
+        let count = self.connections.len();
+        if count > self.list_limit {
+            self.listed = false;
+            return Some(Frame::control(&ServerFrame::PresenceChanged(
+                PresenceChange {
+                    count: count as u64,
+                    ..Default::default()
+                },
+            )));
+        }
+        if !self.listed {
+            // Back within the limit: everyone gets the whole list again.
+            self.listed = true;
+            return Some(Frame::control(&ServerFrame::Presence(Presence {
+                connections: self.connections(),
+                ..Default::default()
+            })));
+        }
         let mut joined: Vec<PresenceEntry> = (joined.iter())
             .filter_map(|connection_id| self.connections.get(connection_id))
             .map(|connection| connection.presence.clone())
@@ -209,6 +241,7 @@ impl FanOut {
             PresenceChange {
                 joined,
                 left,
+                count: count as u64,
                 ..Default::default()
             },
         )))
@@ -241,7 +274,7 @@ mod tests {
 
     #[test]
     fn joins_and_leaves_of_a_window_are_announced_together() {
-        let mut fanout = FanOut::new(16, Duration::from_millis(100));
+        let mut fanout = FanOut::new(16, Duration::from_millis(100), 100);
         assert_eq!(fanout.presence_due(), None);
         let _a = fanout.add(entry("a"));
         let due = fanout
@@ -270,7 +303,7 @@ mod tests {
 
     #[test]
     fn a_connection_that_joined_and_left_unseen_is_announced_to_no_one() {
-        let mut fanout = FanOut::new(16, Duration::from_millis(100));
+        let mut fanout = FanOut::new(16, Duration::from_millis(100), 100);
         let _a = fanout.add(entry("a"));
         change(&mut fanout);
         let _b = fanout.add(entry("b"));
@@ -285,7 +318,7 @@ mod tests {
 
     #[test]
     fn a_leave_is_announced_when_a_later_joiner_was_welcomed_with_it() {
-        let mut fanout = FanOut::new(16, Duration::from_millis(100));
+        let mut fanout = FanOut::new(16, Duration::from_millis(100), 100);
         let _a = fanout.add(entry("a"));
         // b's welcome lists a, so b must hear that a left, though a's join was never announced.
         let _b = fanout.add(entry("b"));
@@ -294,5 +327,49 @@ mod tests {
             change(&mut fanout),
             Some((vec!["b".into()], vec!["a".into()]))
         );
+    }
+
+    #[test]
+    fn a_crowd_past_the_list_limit_is_counted_and_listed_again_once_back_within() {
+        let mut fanout = FanOut::new(16, Duration::from_millis(100), 2);
+        let _outlets = ["a", "b"].map(|id| fanout.add(entry(id)));
+        assert_eq!(fanout.listed_connections().len(), 2);
+        change(&mut fanout);
+        let _c = fanout.add(entry("c"));
+        assert!(
+            fanout.listed_connections().is_empty(),
+            "three are not listed"
+        );
+        let frame = fanout
+            .take_presence_change()
+            .expect("the join is announced");
+        match serde_json::from_slice(&frame.bytes).unwrap() {
+            ServerFrame::PresenceChanged(change) => {
+                assert_eq!(
+                    (change.count, change.joined, change.left),
+                    (3, vec![], vec![])
+                );
+            }
+            other => panic!("a count alone, not {other:?}"),
+        }
+        fanout.remove("a");
+        let frame = fanout
+            .take_presence_change()
+            .expect("the leave is announced");
+        match serde_json::from_slice(&frame.bytes).unwrap() {
+            ServerFrame::Presence(presence) => {
+                let ids: Vec<String> = (presence.connections.into_iter())
+                    .map(|e| e.connection_id)
+                    .collect();
+                assert_eq!(
+                    ids,
+                    ["b", "c"],
+                    "the whole list, once back within the limit"
+                );
+            }
+            other => panic!("the whole list, not {other:?}"),
+        }
+        fanout.remove("b");
+        assert_eq!(change(&mut fanout), Some((vec![], vec!["b".into()])));
     }
 }

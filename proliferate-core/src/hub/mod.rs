@@ -74,6 +74,9 @@ pub struct HubConfig {
     pub evict_after: Duration,
     /// How long joins and leaves gather before one `presence_changed` announces them.
     pub presence_window: Duration,
+    /// The most connections a session lists in `welcome` and `presence_changed`; above it they
+    /// carry the count alone, so a crowd costs each connection nothing that grows with it.
+    pub presence_list_limit: usize,
 }
 
 impl HubConfig {
@@ -99,6 +102,7 @@ impl Default for HubConfig {
             max_event_bytes: 1024 * 1024,
             evict_after: Duration::from_secs(60),
             presence_window: Duration::from_millis(100),
+            presence_list_limit: 100,
             max_live_sessions_per_organization: None,
             max_connections_per_organization: None,
         }
@@ -115,8 +119,10 @@ pub(crate) struct Attached {
     pub outlet: Outlet,
     pub head_seq: u64,
     pub status: SessionStatus,
-    /// Everyone connected, the new connection included.
+    /// Everyone connected, the new connection included, if they are few enough to list.
     pub connections: Vec<PresenceEntry>,
+    /// How many connections there are, the new one included.
+    pub connection_count: u64,
 }
 
 pub(crate) enum Command {

@@ -1,6 +1,7 @@
 //! Events as Server-Sent Events: the same frames as the socket, with `id:` set to the seq so a
 //! reconnecting `EventSource` resumes through `Last-Event-ID`.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -57,12 +58,28 @@ pub async fn events(
         .await?;
     let mut shutting_down = state.shutting_down.clone();
     // A stopping server ends the stream, and the client resumes from its `Last-Event-ID`.
-    let frames = futures::stream::unfold(subscription, |mut subscription| async move {
-        // Asked for the next frame, the body has taken the last one.
-        subscription.sent();
-        let frame = subscription.next().await.ok()?;
-        Some((Ok::<_, Infallible>(to_sse(&frame)), subscription))
-    })
+    // Frames that gathered go out back to back, which the server writes at once.
+    let gathered = VecDeque::new();
+    let frames = futures::stream::unfold(
+        (subscription, gathered),
+        |(mut subscription, mut gathered)| async move {
+            if let Some(frame) = gathered.pop_front() {
+                return Some((
+                    Ok::<_, Infallible>(to_sse(&frame)),
+                    (subscription, gathered),
+                ));
+            }
+            // Asked for more once the body took what gathered: that reached the socket.
+            subscription.sent();
+            let frame = subscription.next().await.ok()?;
+            let gathering = subscription.gathering();
+            if !gathering.is_zero() {
+                tokio::time::sleep(gathering).await;
+            }
+            gathered.extend(std::iter::from_fn(|| subscription.try_next()));
+            Some((Ok(to_sse(&frame)), (subscription, gathered)))
+        },
+    )
     .take_until(async move {
         let _ = shutting_down.wait_for(|down| *down).await;
     });

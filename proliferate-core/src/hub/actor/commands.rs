@@ -21,7 +21,8 @@ impl Hub {
                     outlet,
                     head_seq: self.head_seq,
                     status: self.record.info.status,
-                    connections: self.fanout.connections(),
+                    connections: self.fanout.listed_connections(),
+                    connection_count: self.fanout.len() as u64,
                 }));
                 // A client may watch a session its organisation has no room to run.
                 match self.ensure_agent().await {

@@ -71,9 +71,13 @@ pub struct Welcome {
     pub principal: Principal,
     /// Milliseconds between server heartbeats.
     pub heartbeat_interval_ms: u64,
-    /// Everyone connected when this connection joined, itself included.
+    /// Everyone connected when this connection joined, itself included; empty when the session
+    /// has more connections than the gateway lists (its presence list limit, 100 by default).
     #[serde(default)]
     pub connections: Vec<PresenceEntry>,
+    /// How many connections the session has, this one included.
+    #[serde(default)]
+    pub connection_count: u64,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
@@ -171,6 +175,11 @@ pub struct PresenceChange {
     /// The ids of connections that closed; some may be unknown to this connection.
     #[serde(default)]
     pub left: Vec<String>,
+    /// How many connections the session has after the change. Above the presence list limit,
+    /// `joined` and `left` are empty and only the count changes; once the count is back within
+    /// the limit, a `presence` frame with the whole list follows.
+    #[serde(default)]
+    pub count: u64,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
