@@ -180,19 +180,22 @@ impl Report {
                 baseline_p99.insert(key, (latency.p99, result.events_per_second()));
             } else if let Some((p99, rate)) = baseline_p99.get(&key) {
                 headlines.push(format!(
-                    "- {turn}, {} clients, gateway {}: p99 {} ms against OpenCode's {} ms ({:.1}× lower), {:.0} against {:.0} events/s ({:.1}×)",
+                    "- {turn}, {} clients, gateway {}: p99 {} ms, OpenCode's {} ms (gateway / OpenCode {:.2}); {:.0} events/s, OpenCode's {:.0} ({:.2})",
                     result.stream.clients,
                     result.transport.name(),
                     ms(latency.p99),
                     ms(*p99),
-                    f64::from(*p99) / f64::from(latency.p99.max(1)),
+                    f64::from(latency.p99) / f64::from((*p99).max(1)),
                     result.events_per_second(),
                     rate,
                     result.events_per_second() / rate.max(1.0),
                 ));
             }
         }
-        let _ = writeln!(out, "\nAgainst the baseline, in the same run:\n");
+        let _ = writeln!(
+            out,
+            "\nAgainst the baseline, in the same run (latency ratios below 1 and rate ratios above 1 favour the gateway):\n"
+        );
         for headline in headlines {
             let _ = writeln!(out, "{headline}");
         }
