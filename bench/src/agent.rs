@@ -135,6 +135,7 @@ impl Agent {
             received,
             cpu: measure::cpu_time(pid, true).saturating_sub(cpu_before.get()),
             api: None,
+            stages: None,
         })
     }
 

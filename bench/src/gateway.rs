@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::load::{self, Idle, Stream, Target, Transport};
 use crate::measure::{self, Percentiles};
-use crate::report::{CatchUp, IdleResult, Latencies, StreamResult};
+use crate::report::{CatchUp, IdleResult, Latencies, Stages, StreamResult};
 
 /// How often the API prober calls `/healthz`, and every how many calls it also sends a prompt.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
@@ -180,6 +180,21 @@ impl Gateway {
         }
     }
 
+    /// The event latency histograms of `/metrics`.
+    async fn stages(&self) -> Result<Stages, String> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| format!("/metrics: {error}"))?
+            .text()
+            .await
+            .map_err(|error| format!("/metrics: {error}"))?;
+        Ok(Stages::parse(&text))
+    }
+
     fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -194,6 +209,7 @@ impl Gateway {
         let session = self.session().await?;
         let head = session.head().await?;
         let target = self.target(&session, head, transport);
+        let stages_before = self.stages().await?;
         let cpu_before = std::cell::Cell::new(Duration::ZERO);
         let (probing, stop) = tokio::sync::watch::channel(false);
         let prober = std::cell::RefCell::new(None);
@@ -211,6 +227,7 @@ impl Gateway {
         let _ = probing.send(true);
         let prober = prober.into_inner().ok_or("the prober never started")?;
         let api = prober.await.map_err(|error| error.to_string())??;
+        let stages = self.stages().await?.since(&stages_before);
         session.delete().await?;
         Ok(StreamResult {
             server: "gateway",
@@ -219,6 +236,7 @@ impl Gateway {
             received,
             cpu,
             api: Some(api),
+            stages: Some(stages),
         })
     }
 

@@ -21,6 +21,80 @@ pub struct StreamResult {
     pub cpu: Duration,
     /// The HTTP API's latency meanwhile (the gateway only).
     pub api: Option<Latencies>,
+    /// The gateway's own latency histograms over the run (the gateway only).
+    pub stages: Option<Stages>,
+}
+
+/// The gateway's event latency histograms (`proliferate_event_latency_seconds`): cumulative
+/// counts per bucket bound, in seconds, for the `persisted` and `sent` stages.
+#[derive(Debug, Clone, Default)]
+pub struct Stages {
+    persisted: Vec<(f64, u64)>,
+    sent: Vec<(f64, u64)>,
+}
+
+impl Stages {
+    /// Reads the histograms from `/metrics` text.
+    pub fn parse(metrics: &str) -> Self {
+        let mut stages = Self::default();
+        for line in metrics.lines() {
+            let Some(rest) = line.strip_prefix("proliferate_event_latency_seconds_bucket{stage=\"")
+            else {
+                continue;
+            };
+            let Some((stage, rest)) = rest.split_once("\",le=\"") else {
+                continue;
+            };
+            let Some((bound, count)) = rest.split_once("\"} ") else {
+                continue;
+            };
+            let bound = bound.parse().unwrap_or(f64::INFINITY);
+            let Ok(count) = count.trim().parse() else {
+                continue;
+            };
+            match stage {
+                "persisted" => stages.persisted.push((bound, count)),
+                "sent" => stages.sent.push((bound, count)),
+                _ => {}
+            }
+        }
+        stages
+    }
+
+    /// What was observed since `before`.
+    pub fn since(&self, before: &Stages) -> Self {
+        let minus = |now: &[(f64, u64)], then: &[(f64, u64)]| {
+            now.iter()
+                .map(|&(bound, count)| {
+                    let earlier = then
+                        .iter()
+                        .find(|(b, _)| *b == bound)
+                        .map_or(0, |(_, c)| *c);
+                    (bound, count.saturating_sub(earlier))
+                })
+                .collect()
+        };
+        Self {
+            persisted: minus(&self.persisted, &before.persisted),
+            sent: minus(&self.sent, &before.sent),
+        }
+    }
+
+    /// The bucket bound that holds 99% of a stage's observations, as text.
+    fn p99(buckets: &[(f64, u64)]) -> String {
+        let total = buckets.last().map_or(0, |(_, count)| *count);
+        if total == 0 {
+            return "–".into();
+        }
+        let bound = buckets
+            .iter()
+            .find(|(_, count)| *count as f64 >= total as f64 * 0.99)
+            .map_or(f64::INFINITY, |(bound, _)| *bound);
+        match bound.is_finite() {
+            true => format!("≤ {}", bound * 1000.0),
+            false => "> 2500".into(),
+        }
+    }
 }
 
 impl StreamResult {
@@ -194,6 +268,28 @@ impl Report {
         }
         let _ = writeln!(
             out,
+            "\nInside the gateway (`/metrics`, per run): from the hub staging an event to the store holding it, and to a client's socket.\n\n| turn | clients | transport | persisted p99 ms | sent p99 ms |\n|---|---|---|---|---|"
+        );
+        for result in &self.streams {
+            if let Some(stages) = &result.stages {
+                let _ = writeln!(
+                    out,
+                    "| {} × {} | {} | {} | {} | {} |",
+                    result.stream.deltas,
+                    if result.stream.interval.is_zero() {
+                        "burst"
+                    } else {
+                        "paced"
+                    },
+                    result.stream.clients,
+                    result.transport.name(),
+                    Stages::p99(&stages.persisted),
+                    Stages::p99(&stages.sent),
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
             "\nAgainst the baseline, in the same run (latency ratios below 1 and rate ratios above 1 favour the gateway):\n"
         );
         for headline in headlines {
@@ -232,5 +328,28 @@ impl Report {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_percentiles_come_from_the_buckets_observed_in_the_run() {
+        let metrics = |persisted: [u64; 3]| {
+            format!(
+                "proliferate_event_latency_seconds_bucket{{stage=\"persisted\",le=\"0.001\"}} {}\n\
+                 proliferate_event_latency_seconds_bucket{{stage=\"persisted\",le=\"0.01\"}} {}\n\
+                 proliferate_event_latency_seconds_bucket{{stage=\"persisted\",le=\"+Inf\"}} {}\n",
+                persisted[0], persisted[1], persisted[2]
+            )
+        };
+        let before = Stages::parse(&metrics([10, 10, 10]));
+        let after = Stages::parse(&metrics([10, 110, 110]));
+        let run = after.since(&before);
+        assert_eq!(Stages::p99(&run.persisted), "≤ 10");
+        assert_eq!(Stages::p99(&before.persisted), "≤ 1");
+        assert_eq!(Stages::p99(&run.sent), "–");
     }
 }
