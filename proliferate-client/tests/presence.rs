@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use proliferate_client::protocol::v1::*;
 use proliferate_client::{Connection, ConnectionOptions, Update};
 use support::*;
@@ -12,15 +10,19 @@ use support::*;
 /// The next update that `pick` takes, skipping the others.
 async fn next_of<T>(connection: &Connection, mut pick: impl FnMut(Update) -> Option<T>) -> T {
     loop {
-        let update = tokio::time::timeout(Duration::from_secs(120), connection.next())
-            .await
-            .expect("an update in time")
-            .expect("the connection is open")
-            .expect("no error");
-        if let Some(picked) = pick(update) {
+        if let Some(picked) = pick(next_update(connection).await) {
             return picked;
         }
     }
+}
+
+/// The connection's welcome.
+async fn welcome_of(connection: &Connection) -> Welcome {
+    next_of(connection, |update| match update {
+        Update::Connected(welcome) => Some(welcome),
+        _ => None,
+    })
+    .await
 }
 
 fn ids(entries: &[PresenceEntry]) -> Vec<String> {
@@ -38,20 +40,12 @@ async fn joins_leaves_and_the_full_list_arrive_as_typed_updates() {
         .await
         .unwrap();
     let first = client.connect(&session.id, ConnectionOptions::default());
-    let first_welcome = next_of(&first, |update| match update {
-        Update::Connected(welcome) => Some(welcome),
-        _ => None,
-    })
-    .await;
+    let first_welcome = welcome_of(&first).await;
     let first_id = first_welcome.connection_id.clone();
     assert_eq!(ids(&first_welcome.connections), [first_id.as_str()]);
 
     let second = client.connect(&session.id, ConnectionOptions::default());
-    let second_welcome = next_of(&second, |update| match update {
-        Update::Connected(welcome) => Some(welcome),
-        _ => None,
-    })
-    .await;
+    let second_welcome = welcome_of(&second).await;
     let second_id = second_welcome.connection_id.clone();
     let mut both = vec![first_id.clone(), second_id.clone()];
     both.sort();

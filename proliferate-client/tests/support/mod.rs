@@ -87,6 +87,15 @@ pub fn client(url: &str) -> Client {
         .unwrap()
 }
 
+/// The connection's next update, within two minutes.
+pub async fn next_update(connection: &Connection) -> Update {
+    tokio::time::timeout(Duration::from_secs(120), connection.next())
+        .await
+        .expect("an update in time")
+        .expect("the connection is open")
+        .expect("no error")
+}
+
 /// Reads updates until `until` matches an event; returns the events read.
 pub async fn events_until(
     connection: &mut Connection,
@@ -94,12 +103,7 @@ pub async fn events_until(
 ) -> Vec<EventEnvelope> {
     let mut events = Vec::new();
     loop {
-        let update = tokio::time::timeout(Duration::from_secs(120), connection.next())
-            .await
-            .expect("an update in time")
-            .expect("the connection is open")
-            .expect("no error");
-        if let Update::Event(envelope) = update {
+        if let Update::Event(envelope) = next_update(connection).await {
             let stop = until(&envelope);
             events.push(envelope);
             if stop {
