@@ -8,6 +8,7 @@ use proliferate_core::auth::{Authenticator, claims};
 use proliferate_core::protocol::v1::Scope;
 use serde_json::{Value, json};
 
+use crate::bindings::{Backlog, Consumer, ConsumerResult};
 use crate::load::{self, Idle, Stream, Target, Transport};
 use crate::measure::{self, Percentiles};
 use crate::report::{CatchUp, IdleResult, Latencies, Stages, StreamResult};
@@ -261,18 +262,24 @@ impl Gateway {
         })
     }
 
-    /// How long a client that is `behind` events behind takes from connecting to `replay_done`.
-    pub async fn catch_up(&self, behind: usize) -> Result<CatchUp, String> {
+    /// A session whose last turn streamed `deltas` deltas, complete.
+    async fn backlog(&self, deltas: usize) -> Result<Session<'_>, String> {
         let session = self.session().await?;
         let before = session.head().await?;
         let turn = Stream {
             clients: 1,
-            deltas: behind,
+            deltas,
             interval: Duration::ZERO,
         };
         let writer = self.target(&session, before, Transport::WebSocket);
         let prompt = turn.prompt();
         load::stream(&writer, &turn, || session.prompt(&prompt)).await?;
+        Ok(session)
+    }
+
+    /// How long a client that is `behind` events behind takes from connecting to `replay_done`.
+    pub async fn catch_up(&self, behind: usize) -> Result<CatchUp, String> {
+        let session = self.backlog(behind).await?;
         let after_seq = session.head().await?.saturating_sub(behind as u64);
         let mut times = Vec::new();
         for _ in 0..CATCH_UP_RUNS {
@@ -289,6 +296,40 @@ impl Gateway {
         }
         session.delete().await?;
         Ok(CatchUp { behind, times })
+    }
+
+    /// Each consumer's binding and plain client replaying a session of about `deltas` events,
+    /// `rounds` times each.
+    pub async fn consumers(
+        &self,
+        consumers: &[Consumer],
+        deltas: usize,
+        rounds: usize,
+    ) -> Result<Vec<ConsumerResult>, String> {
+        let session = self.backlog(deltas).await?;
+        // Events after the turn's end (the session going idle) land meanwhile: wait for them.
+        let mut head = session.head().await?;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            match session.head().await? {
+                same if same == head => break,
+                later => head = later,
+            }
+        }
+        let token = self.authorization.trim_start_matches("Bearer ");
+        let backlog = Backlog {
+            url: &self.base,
+            token,
+            session: &session.id,
+            events: head,
+        };
+        let mut results = Vec::new();
+        for consumer in consumers {
+            eprintln!("{} replays {} events", consumer.language, backlog.events);
+            results.extend(consumer.measure(&backlog, rounds).await?);
+        }
+        session.delete().await?;
+        Ok(results)
     }
 }
 

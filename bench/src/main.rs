@@ -4,9 +4,12 @@
 //! scripted model's `[[stamps:N]]`) to N clients, through the gateway (WebSocket and SSE) and
 //! straight from OpenCode's own `/event` stream as the baseline, and reports delivery, latency,
 //! CPU per delivered event, memory per idle connection, the HTTP API's latency meanwhile, and how
-//! fast a client catches up. `docs/benchmarks.md` holds the results and the command.
+//! fast a client catches up; and, given consumer programs in other languages, what each binding
+//! costs against a plain WebSocket client of its language. `docs/benchmarks.md` holds the results
+//! and the commands.
 
 mod agent;
+mod bindings;
 mod gateway;
 mod load;
 mod measure;
@@ -16,6 +19,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::bindings::Consumer;
 use crate::load::{Stream, Transport};
 use crate::report::Report;
 
@@ -50,13 +54,28 @@ struct Settings {
     /// Leave out OpenCode's own stream (the baseline).
     #[arg(long)]
     no_baseline: bool,
+    /// A program that replays a session in another language, through its binding and through a
+    /// plain WebSocket client of that language: `LANGUAGE=COMMAND`, repeatable (the contract is
+    /// in `bench/src/bindings.rs`).
+    #[arg(long = "consumer")]
+    consumers: Vec<Consumer>,
+    /// Deltas in the session the consumers replay.
+    #[arg(long, default_value_t = 10_000)]
+    consumer_deltas: usize,
+    /// Runs of each consumer's binding and plain client; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    consumer_rounds: usize,
+    /// Run the consumers only.
+    #[arg(long)]
+    consumers_only: bool,
     /// A short run for CI: a few clients and events; fails on any missed event.
     #[arg(long)]
     smoke: bool,
 }
 
 impl Settings {
-    fn smoke() -> Self {
+    /// The short run for CI, with the consumers given.
+    fn smoke(self) -> Self {
         Self {
             clients: vec![1, 10],
             deltas: 100,
@@ -67,7 +86,10 @@ impl Settings {
             behind: 300,
             transports: vec![Transport::WebSocket, Transport::Sse],
             no_baseline: false,
+            consumer_deltas: 300,
+            consumer_rounds: 1,
             smoke: true,
+            ..self
         }
     }
 }
@@ -83,7 +105,7 @@ fn parse_transport(text: &str) -> Result<Transport, String> {
 fn main() -> Result<(), String> {
     let mut settings = Settings::parse();
     if settings.smoke {
-        settings = Settings::smoke();
+        settings = settings.smoke();
     }
     measure::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -101,10 +123,30 @@ fn main() -> Result<(), String> {
 
 async fn run(settings: &Settings) -> Result<Report, String> {
     let mut report = Report::new(measure::machine());
-    eprintln!("starting the gateway and the baseline agent");
     let gateway = gateway::Gateway::start().await?;
+    if !settings.consumers_only {
+        fan_out(settings, &gateway, &mut report).await?;
+    }
+    if !settings.consumers.is_empty() {
+        let deltas = settings.consumer_deltas;
+        let rounds = settings.consumer_rounds;
+        report.consumers(
+            gateway
+                .consumers(&settings.consumers, deltas, rounds)
+                .await?,
+        );
+    }
+    Ok(report)
+}
+
+/// Streams, idle connections and catch-up, each against the baseline where it has one.
+async fn fan_out(
+    settings: &Settings,
+    gateway: &gateway::Gateway,
+    report: &mut Report,
+) -> Result<(), String> {
+    eprintln!("starting the baseline agent");
     let agent = agent::Agent::start().await?;
-    eprintln!("started");
     let paced = |clients| Stream {
         clients,
         deltas: settings.deltas,
@@ -144,5 +186,5 @@ async fn run(settings: &Settings) -> Result<Report, String> {
     if settings.behind > 0 {
         report.catch_up(gateway.catch_up(settings.behind).await?);
     }
-    Ok(report)
+    Ok(())
 }

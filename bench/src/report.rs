@@ -3,6 +3,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use crate::bindings::ConsumerResult;
 use crate::load::{Received, Stream, Transport};
 use crate::measure::Percentiles;
 
@@ -157,6 +158,7 @@ pub struct Report {
     streams: Vec<StreamResult>,
     idle: Vec<IdleResult>,
     catch_up: Option<CatchUp>,
+    consumers: Vec<ConsumerResult>,
 }
 
 fn ms(micros: u32) -> String {
@@ -171,6 +173,7 @@ impl Report {
             streams: Vec::new(),
             idle: Vec::new(),
             catch_up: None,
+            consumers: Vec::new(),
         }
     }
 
@@ -197,6 +200,11 @@ impl Report {
         self.catch_up = Some(result);
     }
 
+    /// Adds the consumers' results.
+    pub fn consumers(&mut self, results: Vec<ConsumerResult>) {
+        self.consumers.extend(results);
+    }
+
     /// Events the gateway failed to deliver (the baseline's are reported, not counted).
     pub fn missed(&self) -> usize {
         self.streams
@@ -210,6 +218,36 @@ impl Report {
     pub fn markdown(mut self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "Machine: {}.\n", self.machine);
+        if !self.streams.is_empty() {
+            self.streams_markdown(&mut out);
+        }
+        if !self.idle.is_empty() {
+            self.idle_markdown(&mut out);
+        }
+        if let Some(catch_up) = &mut self.catch_up {
+            catch_up.times.sort();
+            let median = catch_up
+                .times
+                .get(catch_up.times.len() / 2)
+                .copied()
+                .unwrap_or_default();
+            let slowest = catch_up.times.last().copied().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "\nCatch-up: a WebSocket client {} events behind reaches `replay_done` in {:.1} ms (median of {}), {:.1} ms at the slowest.",
+                catch_up.behind,
+                median.as_secs_f64() * 1000.0,
+                catch_up.times.len(),
+                slowest.as_secs_f64() * 1000.0
+            );
+        }
+        if !self.consumers.is_empty() {
+            self.consumers_markdown(&mut out);
+        }
+        out
+    }
+
+    fn streams_markdown(&mut self, out: &mut String) {
         let _ = writeln!(
             out,
             "| turn | clients | served by | transport | delivered | missed | events/s | p50 ms | p99 ms | max ms | CPU µs/event | `/healthz` p99 ms | prompt p99 ms |"
@@ -295,6 +333,9 @@ impl Report {
         for headline in headlines {
             let _ = writeln!(out, "{headline}");
         }
+    }
+
+    fn idle_markdown(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "\n| served by | transport | idle connections held | memory per connection |"
@@ -310,24 +351,36 @@ impl Report {
                 idle.bytes as f64 / idle.connections.max(1) as f64 / 1000.0
             );
         }
-        if let Some(catch_up) = &mut self.catch_up {
-            catch_up.times.sort();
-            let median = catch_up
-                .times
-                .get(catch_up.times.len() / 2)
-                .copied()
-                .unwrap_or_default();
-            let slowest = catch_up.times.last().copied().unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "\nCatch-up: a WebSocket client {} events behind reaches `replay_done` in {:.1} ms (median of {}), {:.1} ms at the slowest.",
-                catch_up.behind,
-                median.as_secs_f64() * 1000.0,
-                catch_up.times.len(),
-                slowest.as_secs_f64() * 1000.0
-            );
+    }
+
+    fn consumers_markdown(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\nReplaying one session from `after_seq=0` to `replay_done`, in each language (median of each client's runs; a binding/plain ratio of 1 or more means the binding is at least as fast):\n\n| language | client | events | runs | median ms | events/s | binding / plain |\n|---|---|---|---|---|---|---|"
+        );
+        for pair in self.consumers.chunks(2) {
+            let rate = |result: &ConsumerResult| {
+                result.events as f64 / result.median().as_secs_f64().max(1e-9)
+            };
+            for result in pair {
+                let ratio = match pair {
+                    [binding, plain] if result.client == "binding" => {
+                        format!("{:.2}", rate(binding) / rate(plain))
+                    }
+                    _ => "–".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {:.1} | {:.0} | {ratio} |",
+                    result.language,
+                    result.client,
+                    result.events,
+                    result.times.len(),
+                    result.median().as_secs_f64() * 1000.0,
+                    rate(result),
+                );
+            }
         }
-        out
     }
 }
 

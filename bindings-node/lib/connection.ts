@@ -4,6 +4,9 @@ import type { NativeConnection } from "../native/index.js";
 import { abortable, fromNative, native } from "./errors";
 import type * as wire from "./types";
 
+/** The most updates one native call takes. */
+const BATCH = 256;
+
 /** What a connection yields, tagged on `type`. The welcome's `connections` list everyone
  * connected; apply each `presence_changed` to that list as set operations (a joined connection
  * may already be in it); `presence` answers `requestPresence()`. */
@@ -53,8 +56,14 @@ export interface PromptOptions {
 /** A live connection to one session. `for await (const envelope of connection)` yields each event
  * once, in order, across reconnects; `connection.updates()` yields every update. */
 export class SyncConnection implements AsyncIterable<wire.EventEnvelope> {
+  private pending: Update[] = [];
+  private taken = 0;
+  private refilling: Promise<boolean> | null = null;
+  private cursor: number;
+
   /** @internal */
   constructor(private readonly inner: NativeConnection, options: ConnectOptions = {}) {
+    this.cursor = options.afterSeq ?? 0;
     options.signal?.addEventListener("abort", () => void this.close(), { once: true });
     const callbacks = [options.onEvent, options.onUpdate, options.onOpen, options.onReconnect, options.onReconnectFailed, options.onClose];
     if (callbacks.some((callback) => callback)) void this.deliver(options);
@@ -67,18 +76,43 @@ export class SyncConnection implements AsyncIterable<wire.EventEnvelope> {
 
   /** The seq of the last event yielded: the cursor to resume from. */
   get lastSeq(): number {
-    return this.inner.lastSeq;
+    return this.cursor;
   }
 
   /** The next update, or `null` once the connection is closed. A failure is final. */
   async next(): Promise<Update | null> {
-    const text = await native(() => this.inner.next());
-    return text === null ? null : (JSON.parse(text) as Update);
+    while (this.taken === this.pending.length) {
+      if (!(await (this.refilling ??= this.refill()))) return null;
+    }
+    return this.take();
   }
 
   /** Every update until the connection closes. */
   async *updates(): AsyncGenerator<Update> {
-    for (let update = await this.next(); update !== null; update = await this.next()) yield update;
+    for (;;) {
+      while (this.taken < this.pending.length) yield this.take();
+      if (!(await (this.refilling ??= this.refill()))) return;
+    }
+  }
+
+  private take(): Update {
+    const update = this.pending[this.taken++];
+    if (update.type === "event") this.cursor = update.event.seq;
+    else if (update.type === "reset") this.cursor = update.reset.transcript.through_seq;
+    return update;
+  }
+
+  /** Takes the updates received so far in one native call (concurrent callers share it);
+   * false once the connection is closed. */
+  private async refill(): Promise<boolean> {
+    try {
+      const batch = await native(() => this.inner.nextBatch(BATCH));
+      if (batch === null) return false;
+      [this.pending, this.taken] = [JSON.parse(batch) as Update[], 0];
+      return true;
+    } finally {
+      this.refilling = null;
+    }
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<wire.EventEnvelope> {

@@ -25,20 +25,15 @@ impl NativeConnection {
 
 #[napi]
 impl NativeConnection {
-    /// The next update as JSON (see `Update::to_json`), or `null` once closed.
+    /// The next updates (see `Connection::next_batch`), at most `limit`, as one JSON array of
+    /// `Update`s, or `null` once closed.
     #[napi]
-    pub async fn next(&self) -> napi::Result<Option<String>> {
-        match self.connection.next().await {
-            Some(Ok(update)) => Ok(Some(update.to_json().to_string())),
+    pub async fn next_batch(&self, limit: u32) -> napi::Result<Option<String>> {
+        match self.connection.next_batch(limit as usize).await {
+            Some(Ok(updates)) => Ok(Some(serde_json::to_string(&updates).unwrap_or_default())),
             Some(Err(error)) => Err(to_javascript(error)),
             None => Ok(None),
         }
-    }
-
-    /// The seq of the last event yielded: the cursor to resume from.
-    #[napi(getter)]
-    pub fn last_seq(&self) -> i64 {
-        i64::try_from(self.connection.last_seq()).unwrap_or(i64::MAX)
     }
 
     /// The session this connection follows.

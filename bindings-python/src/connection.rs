@@ -26,19 +26,14 @@ impl NativeConnection {
 
 #[pymethods]
 impl NativeConnection {
-    /// The next update as JSON (see `Update::to_json`), or `None` once closed.
-    fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// The next updates (see `Connection::next_batch`), at most `limit`, as one JSON array of
+    /// `Update`s, or `None` once closed.
+    fn next_batch<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
         let connection = self.connection.clone();
         runtime::spawn(py, async move {
-            let update = connection.next().await.transpose()?;
-            Ok(update.map(|update| update.to_json().to_string()))
+            let batch = connection.next_batch(limit).await.transpose()?;
+            Ok(batch.map(|updates| serde_json::to_string(&updates).unwrap_or_default()))
         })
-    }
-
-    /// The seq of the last event yielded: the cursor to resume from.
-    #[getter]
-    fn last_seq(&self) -> u64 {
-        self.connection.last_seq()
     }
 
     /// The session this connection follows.

@@ -79,29 +79,50 @@ pub enum Update {
     Unknown(serde_json::Value),
 }
 
-impl Update {
-    /// The update as one JSON object tagged on `type`: `connected` (`welcome`), `event`
-    /// (`event`, the envelope), `replay_done` (`through_seq`), `reset` (`reset`), `presence`
-    /// (`presence`), `presence_changed` (`presence_changed`), `reconnecting` (`attempt`,
-    /// `reason`) or `unknown` (`frame`). Bindings hand this shape to their languages.
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::json;
+/// The update as one JSON object tagged on `type`: `connected` (`welcome`), `event` (`event`,
+/// the envelope), `replay_done` (`through_seq`), `reset` (`reset`), `presence` (`presence`),
+/// `presence_changed` (`presence_changed`), `reconnecting` (`attempt`, `reason`) or `unknown`
+/// (`frame`). Bindings hand this shape to their languages.
+impl serde::Serialize for Update {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
         match self {
-            Self::Connected(welcome) => json!({"type": "connected", "welcome": welcome}),
-            Self::Event(envelope) => json!({"type": "event", "event": envelope}),
-            Self::ReplayDone(through_seq) => {
-                json!({"type": "replay_done", "through_seq": through_seq})
+            Self::Connected(welcome) => {
+                map.serialize_entry("type", "connected")?;
+                map.serialize_entry("welcome", welcome)?;
             }
-            Self::Reset(reset) => json!({"type": "reset", "reset": reset}),
-            Self::Presence(presence) => json!({"type": "presence", "presence": presence}),
+            Self::Event(envelope) => {
+                map.serialize_entry("type", "event")?;
+                map.serialize_entry("event", envelope)?;
+            }
+            Self::ReplayDone(through_seq) => {
+                map.serialize_entry("type", "replay_done")?;
+                map.serialize_entry("through_seq", through_seq)?;
+            }
+            Self::Reset(reset) => {
+                map.serialize_entry("type", "reset")?;
+                map.serialize_entry("reset", reset)?;
+            }
+            Self::Presence(presence) => {
+                map.serialize_entry("type", "presence")?;
+                map.serialize_entry("presence", presence)?;
+            }
             Self::PresenceChanged(change) => {
-                json!({"type": "presence_changed", "presence_changed": change})
+                map.serialize_entry("type", "presence_changed")?;
+                map.serialize_entry("presence_changed", change)?;
             }
             Self::Reconnecting { attempt, reason } => {
-                json!({"type": "reconnecting", "attempt": attempt, "reason": reason})
+                map.serialize_entry("type", "reconnecting")?;
+                map.serialize_entry("attempt", attempt)?;
+                map.serialize_entry("reason", reason)?;
             }
-            Self::Unknown(frame) => json!({"type": "unknown", "frame": frame}),
+            Self::Unknown(frame) => {
+                map.serialize_entry("type", "unknown")?;
+                map.serialize_entry("frame", frame)?;
+            }
         }
+        map.end()
     }
 }
 
@@ -128,10 +149,17 @@ enum Command {
 pub struct Connection {
     client: Client,
     session_id: String,
-    updates: tokio::sync::Mutex<mpsc::Receiver<Result<Update, ClientError>>>,
+    updates: tokio::sync::Mutex<Updates>,
     commands: mpsc::Sender<Command>,
     last_seq: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The updates the worker has sent and the application has not taken yet.
+struct Updates {
+    receiver: mpsc::Receiver<Result<Update, ClientError>>,
+    /// The final error, held back while the updates before it go out as a batch.
+    failure: Option<ClientError>,
 }
 
 impl Drop for Connection {
@@ -160,7 +188,10 @@ impl Connection {
         Self {
             client,
             session_id,
-            updates: tokio::sync::Mutex::new(updates),
+            updates: tokio::sync::Mutex::new(Updates {
+                receiver: updates,
+                failure: None,
+            }),
             commands,
             last_seq,
             task,
@@ -170,7 +201,37 @@ impl Connection {
     /// The next update; `None` once the connection is closed. An error is final. Concurrent
     /// callers take turns, each update going to one of them.
     pub async fn next(&self) -> Option<Result<Update, ClientError>> {
-        self.updates.lock().await.recv().await
+        let mut updates = self.updates.lock().await;
+        match updates.failure.take() {
+            Some(error) => Some(Err(error)),
+            None => updates.receiver.recv().await,
+        }
+    }
+
+    /// The next updates, at most `limit`: waits for one, then takes those already received
+    /// behind it, so a backlog crosses into another language in a few calls rather than one per
+    /// update. `None` once the connection is closed; an error is final and comes alone, after
+    /// the updates received before it.
+    pub async fn next_batch(&self, limit: usize) -> Option<Result<Vec<Update>, ClientError>> {
+        let mut updates = self.updates.lock().await;
+        if let Some(error) = updates.failure.take() {
+            return Some(Err(error));
+        }
+        let mut batch = match updates.receiver.recv().await? {
+            Ok(update) => vec![update],
+            Err(error) => return Some(Err(error)),
+        };
+        while batch.len() < limit {
+            match updates.receiver.try_recv() {
+                Ok(Ok(update)) => batch.push(update),
+                Ok(Err(error)) => {
+                    updates.failure = Some(error);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Some(Ok(batch))
     }
 
     /// The seq of the last event yielded: the cursor to resume from.
@@ -249,7 +310,11 @@ impl Stream for Connection {
     type Item = Result<Update, ClientError>;
 
     fn poll_next(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().updates.get_mut().poll_recv(context)
+        let updates = self.get_mut().updates.get_mut();
+        match updates.failure.take() {
+            Some(error) => Poll::Ready(Some(Err(error))),
+            None => updates.receiver.poll_recv(context),
+        }
     }
 }
 

@@ -61,7 +61,7 @@ async fn joins_leaves_and_the_full_list_arrive_as_typed_updates() {
         _ => None,
     })
     .await;
-    let json = Update::PresenceChanged(joined.clone()).to_json();
+    let json = serde_json::to_value(Update::PresenceChanged(joined.clone())).unwrap();
     assert_eq!(json["type"], "presence_changed");
     assert_eq!(
         json["presence_changed"]["joined"],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -48,9 +50,11 @@ frames this version does not know."""
 
 Callback = Callable[[Any], Union[None, Awaitable[None]]]
 
+_BATCH = 256
+"""The most updates one call into the native module takes."""
 
-def _update(text: str) -> Update:
-    data = json.loads(text)
+
+def _update(data: dict[str, Any]) -> Update:
     kind = data["type"]
     if kind == "connected":
         return decode(wire.Welcome, data["welcome"])
@@ -82,8 +86,11 @@ class Connection:
     `connection.updates()` yields every update. Use it as an async context manager to close it.
     """
 
-    def __init__(self, native: _native.NativeConnection):
+    def __init__(self, native: _native.NativeConnection, after_seq: int):
         self._native = native
+        self._last_seq = after_seq
+        self._pending: deque[dict[str, Any]] = deque()
+        self._refilling = asyncio.Lock()
 
     @property
     def session_id(self) -> str:
@@ -93,17 +100,37 @@ class Connection:
     @property
     def last_seq(self) -> int:
         """The seq of the last event yielded: the cursor to resume from."""
-        return self._native.last_seq
+        return self._last_seq
 
     async def next_update(self) -> Update | None:
         """The next update, or None once the connection is closed. An error is final."""
-        text = await self._native.next()
-        return None if text is None else _update(text)
+        if not self._pending and not await self._refill():
+            return None
+        return self._take()
 
     async def updates(self) -> AsyncIterator[Update]:
         """Every update until the connection closes."""
-        while (update := await self.next_update()) is not None:
-            yield update
+        while self._pending or await self._refill():
+            yield self._take()
+
+    async def _refill(self) -> bool:
+        """Takes the updates received so far in one native call; False once closed."""
+        async with self._refilling:
+            # Concurrent callers take turns: one refills, the others find it refilled.
+            while not self._pending:
+                batch = await self._native.next_batch(_BATCH)
+                if batch is None:
+                    return False
+                self._pending.extend(json.loads(batch))
+        return True
+
+    def _take(self) -> Update:
+        update = _update(self._pending.popleft())
+        if isinstance(update, wire.EventEnvelope):
+            self._last_seq = update.seq
+        elif isinstance(update, wire.Reset):
+            self._last_seq = update.transcript.through_seq
+        return update
 
     async def __aiter__(self) -> AsyncIterator[wire.EventEnvelope]:
         async for update in self.updates():
@@ -282,7 +309,7 @@ class Client:
     def connect(self, session_id: str, *, after_seq: int = 0) -> Connection:
         """Opens a live connection: it replays events after `after_seq`, then follows the session,
         reconnecting and resuming on its own."""
-        return Connection(self._native.connect(session_id, after_seq))
+        return Connection(self._native.connect(session_id, after_seq), after_seq)
 
 
 __all__ = ["Client", "Connection", "Reconnecting", "ServiceCredentials", "Update"]
