@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::queue::{self, Refused};
 use crate::protocol::v1::{Presence, PresenceChange, PresenceEntry, ServerFrame};
 
 /// A serialized server frame; `seq` is 0 for control frames.
@@ -41,14 +42,14 @@ impl Frame {
 
 /// What a connection receives from the hub.
 pub(crate) struct Outlet {
-    pub frames: mpsc::Receiver<Frame>,
+    pub frames: queue::Receiver,
     pub overflow: oneshot::Receiver<()>,
     /// How many connections the session has now.
     pub connections: Arc<AtomicUsize>,
 }
 
 struct Connection {
-    frames: mpsc::Sender<Frame>,
+    frames: queue::Sender,
     overflow: Option<oneshot::Sender<()>>,
     presence: PresenceEntry,
     /// How many connections had joined before this one, itself included.
@@ -104,7 +105,7 @@ impl FanOut {
     /// Adds a connection; frames published from now on reach it. Its join is announced with
     /// the next `presence_changed`.
     pub fn add(&mut self, presence: PresenceEntry) -> Outlet {
-        let (frames, receiver) = mpsc::channel(self.budget);
+        let (frames, receiver) = queue::queue(self.budget);
         let (overflow, overflow_receiver) = oneshot::channel();
         self.joins += 1;
         self.joined.insert(presence.connection_id.clone());
@@ -161,14 +162,14 @@ impl FanOut {
         self.connections.retain(|connection_id, connection| {
             let kept = match connection.frames.try_send(frame.clone()) {
                 Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(Refused::Full) => {
                     if let Some(signal) = connection.overflow.take() {
                         let _ = signal.send(());
                     }
                     slow += 1;
                     false
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(Refused::Closed) => false,
             };
             if !kept {
                 gone.push((connection_id.clone(), connection.join_number));

@@ -11,6 +11,7 @@ mod actor;
 mod fanout;
 pub mod fit;
 mod permissions;
+mod queue;
 mod subscription;
 mod turn_queue;
 

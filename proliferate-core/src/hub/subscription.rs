@@ -125,8 +125,10 @@ impl Subscription {
                         return Ok(encode(&ServerFrame::Welcome(*welcome)));
                     }
                 }
-                Phase::Start => self.start().await?,
-                Phase::Replay => self.replay_page().await?,
+                // Boxed: they run once per connection or per page, and an idle connection's
+                // task would otherwise hold room for them.
+                Phase::Start => Box::pin(self.start()).await?,
+                Phase::Replay => Box::pin(self.replay_page()).await?,
                 Phase::ReplayDone => {
                     self.phase = Phase::Live;
                     return Ok(encode(&ServerFrame::ReplayDone(ReplayDone {
@@ -177,7 +179,7 @@ impl Subscription {
         if !matches!(self.phase, Phase::Live) || self.overflow_fired {
             return None;
         }
-        while let Ok(frame) = self.outlet.frames.try_recv() {
+        while let Some(frame) = self.outlet.frames.try_recv() {
             if frame.seq == 0 || frame.seq > self.last_sent {
                 return Some(self.take(frame));
             }

@@ -1,8 +1,9 @@
 //! `GET /v1/sessions/{id}/ws`: the WebSocket transport of the sync protocol.
 //!
-//! Two tasks per connection: the reader handles client frames (one gateway call each) and the
-//! writer sends the subscription's frames, coalescing what is ready into one flush, racing every
-//! flush against the overflow signal so a client that stops reading is cut with 1013.
+//! One task per connection, holding little while idle: it sends the subscription's frames,
+//! coalescing what is ready into one flush raced against the overflow signal (a client that
+//! stops reading is cut with 1013), and handles client frames one at a time (one gateway call
+//! each) while frames keep flowing.
 
 use std::time::Duration;
 
@@ -11,13 +12,11 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use proliferate_core::GatewayError;
 use proliferate_core::hub::{Subscription, SubscriptionEnded};
 use proliferate_core::protocol::v1::*;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use super::{AppState, QueryParams, authenticate};
 use crate::credentials;
@@ -26,8 +25,8 @@ use crate::serve::ReadAllowance;
 
 /// The largest client frame handled; larger ones get `payload_too_large`.
 const MAX_FRAME: usize = 1024 * 1024;
-/// The read buffer each socket starts with.
-const READ_BUFFER: usize = 4 * 1024;
+/// The read buffer each socket starts with; it grows for a larger frame.
+const READ_BUFFER: usize = 256;
 /// How long a browser has to send its `auth` frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most a socket may send before its `auth` frame authenticates it.
@@ -48,22 +47,17 @@ fn default_source() -> String {
     "api".into()
 }
 
-enum Outgoing {
-    Frame(Bytes),
-    Close(u16, &'static str),
-}
-
 fn encode(frame: &ServerFrame) -> Bytes {
     Bytes::from(serde_json::to_vec(frame).unwrap_or_default())
 }
 
-fn error_frame(error: &GatewayError, prompt_id: Option<String>) -> Outgoing {
-    Outgoing::Frame(encode(&ServerFrame::Error(ErrorFrame {
+fn error_frame(error: &GatewayError, prompt_id: Option<String>) -> Bytes {
+    encode(&ServerFrame::Error(ErrorFrame {
         code: error.code(),
         message: error.to_string(),
         prompt_id,
         ..Default::default()
-    })))
+    }))
 }
 
 /// Authenticates from the header (or the compatibility query) when present, then upgrades.
@@ -100,16 +94,50 @@ pub async fn upgrade(
 
 async fn run(
     state: AppState,
-    socket: WebSocket,
+    mut socket: WebSocket,
     session_id: String,
     principal: Option<Principal>,
     allowance: Option<ReadAllowance>,
     query: SocketQuery,
 ) {
-    let (mut sink, mut stream) = socket.split();
+    // What runs once, or once per client frame, is boxed, so that an idle connection's task
+    // holds only what it waits on (docs/benchmarks.md: memory per idle connection).
+    let opening = open(
+        &state,
+        &mut socket,
+        &session_id,
+        principal,
+        allowance,
+        &query,
+    );
+    let Some((principal, subscription)) = Box::pin(opening).await else {
+        return;
+    };
+    let client = Client {
+        state: &state,
+        principal: &principal,
+        session_id: &session_id,
+        source: &query.source,
+    };
+    if let Some((code, reason)) = serve(&client, &mut socket, subscription).await {
+        Box::pin(close(&mut socket, code, reason)).await;
+    }
+    tracing::info!(session_id, "socket closed");
+}
+
+/// Authenticates the socket (from its first frame if the upgrade carried no credentials) and
+/// subscribes it to the session; `None` once it was refused and closed.
+async fn open(
+    state: &AppState,
+    socket: &mut WebSocket,
+    session_id: &str,
+    principal: Option<Principal>,
+    allowance: Option<ReadAllowance>,
+    query: &SocketQuery,
+) -> Option<(Principal, Subscription)> {
     let principal = match principal {
         Some(principal) => principal,
-        None => match first_frame_auth(&state, &mut stream, &session_id).await {
+        None => match first_frame_auth(state, socket, session_id).await {
             Ok(principal) => {
                 if let Some(allowance) = &allowance {
                     allowance.lift();
@@ -117,76 +145,156 @@ async fn run(
                 principal
             }
             Err(error) => {
-                refuse(&mut sink, &error).await;
-                return;
+                refuse(socket, &error).await;
+                return None;
             }
         },
     };
-    let subscription = match state
+    let connecting = state
         .gateway
-        .connect(&principal, &session_id, query.after_seq, &query.source)
-        .await
-    {
-        Ok(subscription) => subscription,
-        Err(error) => {
-            refuse(&mut sink, &error).await;
-            return;
+        .connect(&principal, session_id, query.after_seq, &query.source);
+    match connecting.await {
+        Ok(subscription) => {
+            tracing::info!(session_id, connection_id = subscription.connection_id(), user_id = %principal.subject, after_seq = query.after_seq, "socket opened");
+            Some((principal, subscription))
         }
-    };
-    tracing::info!(session_id, connection_id = subscription.connection_id(), user_id = %principal.subject, after_seq = query.after_seq, "socket opened");
-    let (outgoing, direct) = mpsc::channel(64);
-    let writer = tokio::spawn(write(
-        sink,
-        subscription,
-        direct,
-        state.shutting_down.clone(),
-        state.send_stall,
-    ));
-    let liveness = state.gateway.config().heartbeat_interval * 3;
-    loop {
-        let next = tokio::select! {
-            // The writer closed the connection (a slow consumer, a shutdown): stop reading too.
-            () = outgoing.closed() => break,
-            next = tokio::time::timeout(liveness, stream.next()) => next,
-        };
-        let message = match next {
-            Err(_) => {
-                let _ = outgoing
-                    .send(Outgoing::Close(4408, "liveness_timeout"))
-                    .await;
-                break;
-            }
-            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => break,
-            Ok(Some(Ok(message))) => message,
-        };
-        let reply = match message {
-            Message::Text(text) => {
-                handle(&state, &principal, &session_id, &query.source, &text).await
-            }
-            Message::Binary(_) => Some(error_frame(
-                &GatewayError::BadRequest("send frames as text".into()),
-                None,
-            )),
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => None,
-        };
-        if let Some(reply) = reply
-            && outgoing.send(reply).await.is_err()
-        {
-            break;
+        Err(error) => {
+            refuse(socket, &error).await;
+            None
         }
     }
-    drop(outgoing);
-    let _ = writer.await;
-    tracing::info!(session_id, "socket closed");
+}
+
+/// Who a socket serves, for the client frames it handles.
+struct Client<'a> {
+    state: &'a AppState,
+    principal: &'a Principal,
+    session_id: &'a str,
+    source: &'a str,
+}
+
+/// A client frame being handled: its gateway call, whose answer goes back to the client.
+type Handling<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Bytes>> + Send + 'a>>;
+
+/// Serves an open socket in one task: the subscription's frames out, coalescing what is ready
+/// into one flush raced against the overflow signal (a client that stops reading is cut with
+/// 1013); client frames in, one at a time, each handled while frames keep flowing; a client
+/// silent for three heartbeat intervals is closed with 4408. Returns the close to send, if any.
+async fn serve(
+    client: &Client<'_>,
+    socket: &mut WebSocket,
+    mut subscription: Subscription,
+) -> Option<(u16, &'static str)> {
+    let state = client.state;
+    let mut shutting_down = state.shutting_down.clone();
+    let send_stall = state.send_stall;
+    let liveness = state.gateway.config().heartbeat_interval * 3;
+    let silence = tokio::time::sleep(liveness);
+    tokio::pin!(silence);
+    // The subscription's first frame is the welcome, the first frame of every connection: no
+    // client frame is read before it goes out.
+    let mut welcomed = false;
+    let mut handling: Option<Handling<'_>> = None;
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown_requested(&mut shutting_down) => return Some((1001, "shutting_down")),
+            () = &mut silence, if handling.is_none() => return Some((4408, "liveness_timeout")),
+            reply = async { handling.as_mut()?.await }, if handling.is_some() => {
+                handling = None;
+                silence.as_mut().reset(tokio::time::Instant::now() + liveness);
+                if let Some(reply) = reply {
+                    let sending = tokio::time::timeout(send_stall, socket.send(text_message(reply)));
+                    match Box::pin(sending).await {
+                        Err(_) => return Some((1013, "slow_consumer")),
+                        Ok(Err(_)) => return None,
+                        Ok(Ok(())) => {}
+                    }
+                }
+            },
+            message = socket.next(), if welcomed && handling.is_none() => {
+                silence.as_mut().reset(tokio::time::Instant::now() + liveness);
+                match message {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                    Some(Ok(Message::Text(text))) => {
+                        handling = Some(Box::pin(async move { handle(client, &text).await }));
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let error = GatewayError::BadRequest("send frames as text".into());
+                        handling = Some(Box::pin(std::future::ready(Some(error_frame(&error, None)))));
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                }
+            },
+            frame = subscription.next() => match frame {
+                Err(SubscriptionEnded::SlowConsumer) => return Some((1013, "slow_consumer")),
+                Err(SubscriptionEnded::SessionEnded) => return Some((1000, "session_ended")),
+                Err(SubscriptionEnded::Interrupted) => return Some((1011, "interrupted")),
+                Err(SubscriptionEnded::Replay(error)) => {
+                    tracing::error!(error, "replay failed");
+                    return Some((1011, "internal"));
+                }
+                Ok(first) => {
+                    welcomed = true;
+                    match Box::pin(send_ready(socket, &mut subscription, first, send_stall)).await {
+                        Sent::Yes => {}
+                        Sent::Broken => return None,
+                        Sent::Stalled => return Some((1013, "slow_consumer")),
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// How a write of ready frames went.
+enum Sent {
+    Yes,
+    Broken,
+    Stalled,
+}
+
+/// Sends `first` and the live frames that arrive within the subscription's gathering window, in
+/// one flush. A client that takes nothing is cut, whether it falls behind its send budget (a
+/// busy session) or stalls one send (a quiet one).
+async fn send_ready(
+    socket: &mut WebSocket,
+    subscription: &mut Subscription,
+    first: Bytes,
+    send_stall: Duration,
+) -> Sent {
+    let gathering = subscription.gathering();
+    if !gathering.is_zero() {
+        tokio::time::sleep(gathering).await;
+    }
+    let mut ready = vec![first];
+    ready.extend(std::iter::from_fn(|| subscription.try_next()));
+    let sent = async {
+        for frame in ready {
+            socket.feed(text_message(frame)).await?;
+        }
+        socket.flush().await
+    };
+    tokio::select! {
+        sent = sent => match sent {
+            Ok(()) => {
+                subscription.sent();
+                Sent::Yes
+            }
+            Err(_) => Sent::Broken,
+        },
+        () = subscription.overflowed() => Sent::Stalled,
+        () = tokio::time::sleep(send_stall) => Sent::Stalled,
+    }
 }
 
 async fn first_frame_auth(
     state: &AppState,
-    stream: &mut SplitStream<WebSocket>,
+    socket: &mut WebSocket,
     session_id: &str,
 ) -> Result<Principal, GatewayError> {
     let missing = || GatewayError::Unauthenticated("send an auth frame first".into());
-    let message = tokio::time::timeout(AUTH_TIMEOUT, stream.next())
+    let message = tokio::time::timeout(AUTH_TIMEOUT, socket.next())
         .await
         .map_err(|_| missing())?;
     let text = match message {
@@ -208,13 +316,13 @@ async fn first_frame_auth(
 }
 
 /// Handles one client frame; returns the frame to send back to this connection, if any.
-async fn handle(
-    state: &AppState,
-    principal: &Principal,
-    session_id: &str,
-    source: &str,
-    text: &str,
-) -> Option<Outgoing> {
+async fn handle(client: &Client<'_>, text: &str) -> Option<Bytes> {
+    let Client {
+        state,
+        principal,
+        session_id,
+        source,
+    } = *client;
     if text.len() > MAX_FRAME {
         let error = GatewayError::PayloadTooLarge(format!(
             "the frame has {} bytes; the limit is {MAX_FRAME}",
@@ -233,7 +341,7 @@ async fn handle(
     };
     let gateway = &state.gateway;
     let result = match frame {
-        ClientFrame::Ping(ping) => return Some(Outgoing::Frame(encode(&ServerFrame::Pong(ping)))),
+        ClientFrame::Ping(ping) => return Some(encode(&ServerFrame::Pong(ping))),
         ClientFrame::Prompt(prompt) => {
             let prompt_id = prompt.prompt_id.clone();
             let request = SendMessageRequest {
@@ -247,9 +355,7 @@ async fn handle(
                     .send_prompt(principal, session_id, request, source)
                     .await
                 {
-                    Ok(admission) => {
-                        Outgoing::Frame(encode(&ServerFrame::PromptAdmitted(admission)))
-                    }
+                    Ok(admission) => encode(&ServerFrame::PromptAdmitted(admission)),
                     Err(error) => error_frame(&error, Some(prompt_id)),
                 },
             );
@@ -279,7 +385,7 @@ async fn handle(
         }
         ClientFrame::Presence(_) => {
             return Some(match gateway.presence(principal, session_id).await {
-                Ok(presence) => Outgoing::Frame(encode(&ServerFrame::Presence(presence))),
+                Ok(presence) => encode(&ServerFrame::Presence(presence)),
                 Err(error) => error_frame(&error, None),
             });
         }
@@ -293,24 +399,14 @@ async fn handle(
     result.err().map(|error| error_frame(&error, None))
 }
 
-fn to_message(outgoing: &Outgoing) -> Message {
-    match outgoing {
-        Outgoing::Frame(bytes) => text_message(bytes.clone()),
-        Outgoing::Close(code, reason) => Message::Close(Some(CloseFrame {
-            code: *code,
-            reason: Utf8Bytes::from_static(reason),
-        })),
-    }
-}
-
 fn text_message(bytes: Bytes) -> Message {
     Message::Text(Utf8Bytes::try_from(bytes).unwrap_or_default())
 }
 
 /// Sends the error, then closes: 1013 when a limit or a busy store refused the connection (retry
 /// later), 1008 when its token or session did.
-async fn refuse(sink: &mut SplitSink<WebSocket, Message>, error: &GatewayError) {
-    let _ = sink.feed(to_message(&error_frame(error, None))).await;
+async fn refuse(socket: &mut WebSocket, error: &GatewayError) {
+    let _ = socket.feed(text_message(error_frame(error, None))).await;
     let (code, reason) = match error.code() {
         ErrorCode::LimitExceeded => (1013, "limit_exceeded"),
         ErrorCode::Unavailable => (1013, "unavailable"),
@@ -320,78 +416,18 @@ async fn refuse(sink: &mut SplitSink<WebSocket, Message>, error: &GatewayError) 
         ErrorCode::PayloadTooLarge => (1008, "payload_too_large"),
         _ => (1008, "unauthenticated"),
     };
-    close(sink, code, reason).await;
+    close(socket, code, reason).await;
 }
 
-async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &'static str) {
-    let frame = to_message(&Outgoing::Close(code, reason));
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }));
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame)).await;
 }
 
 /// Resolves once the server starts shutting down.
 async fn shutdown_requested(shutting_down: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = shutting_down.wait_for(|down| *down).await;
-}
-
-async fn write(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut subscription: Subscription,
-    mut direct: mpsc::Receiver<Outgoing>,
-    mut shutting_down: tokio::sync::watch::Receiver<bool>,
-    send_stall: Duration,
-) {
-    // The subscription's first frame is the welcome, the first frame of every connection: no
-    // answer to a client frame goes before it.
-    let mut welcomed = false;
-    let (code, reason) = loop {
-        tokio::select! {
-            biased;
-            () = shutdown_requested(&mut shutting_down) => break (1001, "shutting_down"),
-            outgoing = direct.recv(), if welcomed => match outgoing {
-                None => return,
-                Some(Outgoing::Close(code, reason)) => break (code, reason),
-                Some(frame) => match tokio::time::timeout(send_stall, sink.send(to_message(&frame))).await {
-                    Err(_) => break (1013, "slow_consumer"),
-                    Ok(Err(_)) => return,
-                    Ok(Ok(())) => {}
-                },
-            },
-            frame = subscription.next() => match frame {
-                Err(SubscriptionEnded::SlowConsumer) => break (1013, "slow_consumer"),
-                Err(SubscriptionEnded::SessionEnded) => break (1000, "session_ended"),
-                Err(SubscriptionEnded::Interrupted) => break (1011, "interrupted"),
-                Err(SubscriptionEnded::Replay(error)) => {
-                    tracing::error!(error, "replay failed");
-                    break (1011, "internal");
-                }
-                Ok(first) => {
-                    welcomed = true;
-                    // Live frames that arrive meanwhile go out in the same write.
-                    let gathering = subscription.gathering();
-                    if !gathering.is_zero() {
-                        tokio::time::sleep(gathering).await;
-                    }
-                    let mut ready = vec![first];
-                    ready.extend(std::iter::from_fn(|| subscription.try_next()));
-                    let sent = async {
-                        for frame in ready {
-                            sink.feed(text_message(frame)).await?;
-                        }
-                        sink.flush().await
-                    };
-                    // A client that takes nothing is cut, whether it falls behind its send
-                    // budget (a busy session) or stalls one send (a quiet one).
-                    tokio::select! {
-                        sent = sent => match sent {
-                            Ok(()) => subscription.sent(),
-                            Err(_) => return,
-                        },
-                        () = subscription.overflowed() => break (1013, "slow_consumer"),
-                        () = tokio::time::sleep(send_stall) => break (1013, "slow_consumer"),
-                    }
-                }
-            },
-        }
-    };
-    close(&mut sink, code, reason).await;
 }
