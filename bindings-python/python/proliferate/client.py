@@ -91,6 +91,7 @@ class Connection:
         self._last_seq = after_seq
         self._pending: deque[dict[str, Any]] = deque()
         self._refilling = asyncio.Lock()
+        self._arriving: asyncio.Future[str | None] | None = None
 
     @property
     def session_id(self) -> str:
@@ -118,7 +119,21 @@ class Connection:
         async with self._refilling:
             # Concurrent callers take turns: one refills, the others find it refilled.
             while not self._pending:
-                batch = await self._native.next_batch(_BATCH)
+                # Shielded: a caller cancelled while a batch is on its way leaves it for the
+                # next call rather than losing it.
+                if self._arriving is None:
+                    self._arriving = self._native.next_batch(_BATCH)
+                arriving = self._arriving
+                try:
+                    batch = await asyncio.shield(arriving)
+                except asyncio.CancelledError:
+                    if arriving.cancelled():
+                        self._arriving = None
+                    raise
+                except BaseException:
+                    self._arriving = None
+                    raise
+                self._arriving = None
                 if batch is None:
                     return False
                 self._pending.extend(json.loads(batch))

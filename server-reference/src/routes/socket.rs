@@ -195,19 +195,20 @@ async fn serve(
     // client frame is read before it goes out.
     let mut welcomed = false;
     let mut handling: Option<Handling<'_>> = None;
-    loop {
+    // A client frame read before the deadline counts, even if the deadline passed while the
+    // task was sending: the read goes before the timer.
+    let ended = loop {
         tokio::select! {
             biased;
-            () = shutdown_requested(&mut shutting_down) => return Some((1001, "shutting_down")),
-            () = &mut silence, if handling.is_none() => return Some((4408, "liveness_timeout")),
+            () = shutdown_requested(&mut shutting_down) => break Some((1001, "shutting_down")),
             reply = async { handling.as_mut()?.await }, if handling.is_some() => {
                 handling = None;
                 silence.as_mut().reset(tokio::time::Instant::now() + liveness);
                 if let Some(reply) = reply {
                     let sending = tokio::time::timeout(send_stall, socket.send(text_message(reply)));
                     match Box::pin(sending).await {
-                        Err(_) => return Some((1013, "slow_consumer")),
-                        Ok(Err(_)) => return None,
+                        Err(_) => break Some((1013, "slow_consumer")),
+                        Ok(Err(_)) => break None,
                         Ok(Ok(())) => {}
                     }
                 }
@@ -215,7 +216,7 @@ async fn serve(
             message = socket.next(), if welcomed && handling.is_none() => {
                 silence.as_mut().reset(tokio::time::Instant::now() + liveness);
                 match message {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
                     Some(Ok(Message::Text(text))) => {
                         handling = Some(Box::pin(async move { handle(client, &text).await }));
                     }
@@ -226,25 +227,32 @@ async fn serve(
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 }
             },
+            () = &mut silence, if handling.is_none() => break Some((4408, "liveness_timeout")),
             frame = subscription.next() => match frame {
-                Err(SubscriptionEnded::SlowConsumer) => return Some((1013, "slow_consumer")),
-                Err(SubscriptionEnded::SessionEnded) => return Some((1000, "session_ended")),
-                Err(SubscriptionEnded::Interrupted) => return Some((1011, "interrupted")),
+                Err(SubscriptionEnded::SlowConsumer) => break Some((1013, "slow_consumer")),
+                Err(SubscriptionEnded::SessionEnded) => break Some((1000, "session_ended")),
+                Err(SubscriptionEnded::Interrupted) => break Some((1011, "interrupted")),
                 Err(SubscriptionEnded::Replay(error)) => {
                     tracing::error!(error, "replay failed");
-                    return Some((1011, "internal"));
+                    break Some((1011, "internal"));
                 }
                 Ok(first) => {
                     welcomed = true;
                     match Box::pin(send_ready(socket, &mut subscription, first, send_stall)).await {
                         Sent::Yes => {}
-                        Sent::Broken => return None,
-                        Sent::Stalled => return Some((1013, "slow_consumer")),
+                        Sent::Broken => break None,
+                        Sent::Stalled => break Some((1013, "slow_consumer")),
                     }
                 }
             },
         }
+    };
+    // A client frame being handled (a prompt, a cancel, a permission answer) still reaches the
+    // gateway, whatever ended the connection.
+    if let Some(handling) = handling {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, handling).await;
     }
+    ended
 }
 
 /// How a write of ready frames went.
