@@ -242,10 +242,18 @@ export interface PermissionResolved {
   [field: string]: unknown;
 }
 
-/** Payload of `ping` and `pong`. */
+/** Payload of `ping`. */
 export interface Ping {
   /** The `type` tag this value carries on the wire. */
-  type?: "ping" | "pong";
+  type?: "ping";
+  /** Echoed back in the `pong`. */
+  nonce?: string | null;
+}
+
+/** Payload of `pong`: the ping's nonce, echoed. */
+export interface Pong {
+  /** The `type` tag this value carries on the wire. */
+  type?: "pong";
   /** Echoed back in the `pong`. */
   nonce?: string | null;
 }
@@ -371,6 +379,34 @@ export interface QueuedPromptCancelled {
   cancelled_by?: Sender | null;
   /** The prompt that was withdrawn. */
   prompt_id: string;
+  /** Fields this version does not know, kept as sent. */
+  [field: string]: unknown;
+}
+
+/** Payload of `reasoning_completed`. */
+export interface ReasoningCompleted {
+  /** The `type` tag this value carries on the wire. */
+  type: "reasoning_completed";
+  /** The message the part belongs to. */
+  message_id: string;
+  /** The part that finished. */
+  part_id: string;
+  /** The whole text of the part; it replaces what the deltas built. */
+  text: string;
+  /** Fields this version does not know, kept as sent. */
+  [field: string]: unknown;
+}
+
+/** Payload of `reasoning_delta`. */
+export interface ReasoningDelta {
+  /** The `type` tag this value carries on the wire. */
+  type: "reasoning_delta";
+  /** Text to append. */
+  delta: string;
+  /** The message the part belongs to. */
+  message_id: string;
+  /** The part the text is appended to. */
+  part_id: string;
   /** Fields this version does not know, kept as sent. */
   [field: string]: unknown;
 }
@@ -542,10 +578,10 @@ export interface StatusChanged {
   [field: string]: unknown;
 }
 
-/** Payload of `text_completed` and `reasoning_completed`. */
+/** Payload of `text_completed`. */
 export interface TextCompleted {
   /** The `type` tag this value carries on the wire. */
-  type: "text_completed" | "reasoning_completed";
+  type: "text_completed";
   /** The message the part belongs to. */
   message_id: string;
   /** The part that finished. */
@@ -556,10 +592,10 @@ export interface TextCompleted {
   [field: string]: unknown;
 }
 
-/** Payload of `text_delta` and `reasoning_delta`. */
+/** Payload of `text_delta`. */
 export interface TextDelta {
   /** The `type` tag this value carries on the wire. */
-  type: "text_delta" | "reasoning_delta";
+  type: "text_delta";
   /** Text to append. */
   delta: string;
   /** The message the part belongs to. */
@@ -797,10 +833,20 @@ export interface TurnCancelled {
   [field: string]: unknown;
 }
 
-/** Payload of `turn_started` and `turn_completed`. */
+/** Payload of `turn_completed`. */
+export interface TurnCompleted {
+  /** The `type` tag this value carries on the wire. */
+  type: "turn_completed";
+  /** The prompt this turn answers. */
+  prompt_id: string;
+  /** Fields this version does not know, kept as sent. */
+  [field: string]: unknown;
+}
+
+/** Payload of `turn_started`. */
 export interface TurnStarted {
   /** The `type` tag this value carries on the wire. */
-  type: "turn_started" | "turn_completed";
+  type: "turn_started";
   /** The prompt this turn answers. */
   prompt_id: string;
   /** Fields this version does not know, kept as sent. */
@@ -882,13 +928,13 @@ export type ClientFrame = Auth | Ping | Prompt | Cancel | CancelQueued | Permiss
 export const clientFrameTypes = ["auth","ping","prompt","cancel","cancel_queued","permission_reply","presence"] as const;
 
 /** One `Event`, tagged on `type`. Newer servers may send types this version does not know. */
-export type Event = StatusChanged | UserMessage | QueuedPromptCancelled | TurnStarted | TurnCancelled | AssistantMessageStarted | AssistantMessageCompleted | TextDelta | TextCompleted | ToolStarted | ToolUpdated | ToolCompleted | ToolFailed | AgentError | PermissionRequested | PermissionResolved | TodoUpdated | FilesChanged | SnapshotSaved | PreviewUrl;
+export type Event = StatusChanged | UserMessage | QueuedPromptCancelled | TurnStarted | TurnCompleted | TurnCancelled | AssistantMessageStarted | AssistantMessageCompleted | TextDelta | TextCompleted | ReasoningDelta | ReasoningCompleted | ToolStarted | ToolUpdated | ToolCompleted | ToolFailed | AgentError | PermissionRequested | PermissionResolved | TodoUpdated | FilesChanged | SnapshotSaved | PreviewUrl;
 
 /** Every `Event` tag this version knows. */
 export const eventTypes = ["status_changed","user_message","queued_prompt_cancelled","turn_started","turn_completed","turn_cancelled","assistant_message_started","assistant_message_completed","text_delta","text_completed","reasoning_delta","reasoning_completed","tool_started","tool_updated","tool_completed","tool_failed","agent_error","permission_requested","permission_resolved","todo_updated","files_changed","snapshot_saved","preview_url"] as const;
 
 /** One `ServerFrame`, tagged on `type`. Newer servers may send types this version does not know. */
-export type ServerFrame = EventEnvelope | Welcome | ReplayDone | Reset | Heartbeat | Ping | PromptAdmission | ErrorFrame | Presence | PresenceChange;
+export type ServerFrame = EventEnvelope | Welcome | ReplayDone | Reset | Heartbeat | Pong | PromptAdmission | ErrorFrame | Presence | PresenceChange;
 
 /** Every `ServerFrame` tag this version knows. */
 export const serverFrameTypes = ["event","welcome","replay_done","reset","heartbeat","pong","prompt_admitted","error","presence","presence_changed"] as const;

@@ -37,7 +37,7 @@ async def main(prompt: str) -> None:
                     await connection.reply_permission(permission_id, "once")
                 case types.AgentError(message=message):
                     print(f"\n[agent error: {message}]")
-                case types.TurnStarted(type="turn_completed", prompt_id=admission.prompt_id):
+                case types.TurnCompleted(prompt_id=admission.prompt_id):
                     print()
                     break
     await client.delete_session(session.id)

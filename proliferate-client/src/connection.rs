@@ -151,7 +151,10 @@ pub struct Connection {
     session_id: String,
     updates: tokio::sync::Mutex<Updates>,
     commands: mpsc::Sender<Command>,
-    last_seq: Arc<AtomicU64>,
+    /// The cursor: the seq of the last event the application took.
+    consumed: AtomicU64,
+    /// The seq of the last event the worker received.
+    received: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -172,7 +175,7 @@ impl Connection {
     pub(crate) fn open(client: Client, session_id: String, options: ConnectionOptions) -> Self {
         let (updates_sender, updates) = mpsc::channel(1024);
         let (commands, command_receiver) = mpsc::channel(64);
-        let last_seq = Arc::new(AtomicU64::new(options.after_seq));
+        let received = Arc::new(AtomicU64::new(options.after_seq));
         let task = tokio::spawn(
             Worker {
                 client: client.clone(),
@@ -180,7 +183,7 @@ impl Connection {
                 policy: options.reconnect,
                 updates: updates_sender,
                 commands: command_receiver,
-                last_seq: last_seq.clone(),
+                received: received.clone(),
                 pending: HashMap::new(),
             }
             .run(),
@@ -193,8 +196,30 @@ impl Connection {
                 failure: None,
             }),
             commands,
-            last_seq,
+            consumed: AtomicU64::new(options.after_seq),
+            received,
             task,
+        }
+    }
+
+    /// Moves the cursor past what the application takes now.
+    fn consume(
+        &self,
+        update: Option<Result<Update, ClientError>>,
+    ) -> Option<Result<Update, ClientError>> {
+        if let Some(Ok(update)) = &update {
+            self.advance(update);
+        }
+        update
+    }
+
+    fn advance(&self, update: &Update) {
+        match update {
+            Update::Event(envelope) => self.consumed.store(envelope.seq, Ordering::Release),
+            Update::Reset(reset) => self
+                .consumed
+                .store(reset.transcript.through_seq, Ordering::Release),
+            _ => {}
         }
     }
 
@@ -204,7 +229,7 @@ impl Connection {
         let mut updates = self.updates.lock().await;
         match updates.failure.take() {
             Some(error) => Some(Err(error)),
-            None => updates.receiver.recv().await,
+            None => self.consume(updates.receiver.recv().await),
         }
     }
 
@@ -231,12 +256,21 @@ impl Connection {
                 Err(_) => break,
             }
         }
+        batch.iter().for_each(|update| self.advance(update));
         Some(Ok(batch))
     }
 
-    /// The seq of the last event yielded: the cursor to resume from.
+    /// The seq of the last event this connection yielded (or of the last reset's transcript):
+    /// the checkpoint to save and resume from with [`ConnectionOptions::after_seq`]. Events
+    /// received but not yet taken are not counted, so resuming from it loses nothing.
     pub fn last_seq(&self) -> u64 {
-        self.last_seq.load(Ordering::Acquire)
+        self.consumed.load(Ordering::Acquire)
+    }
+
+    /// The seq of the last event received from the gateway; `received_seq() - last_seq()`
+    /// events wait to be taken.
+    pub fn received_seq(&self) -> u64 {
+        self.received.load(Ordering::Acquire)
     }
 
     /// The session this connection follows.
@@ -310,11 +344,12 @@ impl Stream for Connection {
     type Item = Result<Update, ClientError>;
 
     fn poll_next(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let updates = self.get_mut().updates.get_mut();
-        match updates.failure.take() {
-            Some(error) => Poll::Ready(Some(Err(error))),
-            None => updates.receiver.poll_recv(context),
-        }
+        let this = self.get_mut();
+        let next = match this.updates.get_mut().failure.take() {
+            Some(error) => Some(Err(error)),
+            None => std::task::ready!(this.updates.get_mut().receiver.poll_recv(context)),
+        };
+        Poll::Ready(this.consume(next))
     }
 }
 
@@ -339,7 +374,8 @@ struct Worker {
     policy: ReconnectPolicy,
     updates: mpsc::Sender<Result<Update, ClientError>>,
     commands: mpsc::Receiver<Command>,
-    last_seq: Arc<AtomicU64>,
+    /// Where the next socket resumes: the last seq received, since what is queued is kept.
+    received: Arc<AtomicU64>,
     pending: HashMap<String, (Prompt, Vec<AdmissionReply>)>,
 }
 
@@ -450,7 +486,7 @@ impl Worker {
             "{}/v1/sessions/{}/ws?after_seq={}&source={}",
             settings.base_url.replacen("http", "ws", 1),
             self.session_id,
-            self.last_seq.load(Ordering::Acquire),
+            self.received.load(Ordering::Acquire),
             settings.source,
         );
         let mut request = url
@@ -566,16 +602,16 @@ impl Worker {
     fn handle(&mut self, frame: ServerFrame) -> Option<Update> {
         match frame {
             ServerFrame::Event(envelope) => {
-                let last = self.last_seq.load(Ordering::Acquire);
+                let last = self.received.load(Ordering::Acquire);
                 (envelope.seq > last).then(|| {
-                    self.last_seq.store(envelope.seq, Ordering::Release);
+                    self.received.store(envelope.seq, Ordering::Release);
                     Update::Event(envelope)
                 })
             }
             ServerFrame::Welcome(welcome) => Some(Update::Connected(welcome)),
             ServerFrame::ReplayDone(done) => Some(Update::ReplayDone(done.through_seq)),
             ServerFrame::Reset(reset) => {
-                self.last_seq
+                self.received
                     .store(reset.transcript.through_seq, Ordering::Release);
                 Some(Update::Reset(reset))
             }

@@ -51,7 +51,7 @@ async fn a_backlog_arrives_in_batches_with_every_seq_once_then_the_final_error()
         },
     );
     // The worker has queued the whole backlog once its cursor reaches the head.
-    while reader.last_seq() < head {
+    while reader.received_seq() < head {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let first = next_batch(&reader, 64).await.unwrap().unwrap();

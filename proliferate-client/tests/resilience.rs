@@ -51,17 +51,6 @@ impl Proxy {
     }
 }
 
-fn long_prompt(words: usize, delay_ms: u64) -> String {
-    let text: Vec<String> = (1..=words).map(|word| format!("w{word}")).collect();
-    format!("[[delay:{delay_ms}]] [[say:{}]]", text.join(" "))
-}
-
-fn assert_dense(events: &[EventEnvelope], after: u64) {
-    let seqs: Vec<u64> = events.iter().map(|envelope| envelope.seq).collect();
-    let expected: Vec<u64> = (after + 1..=after + seqs.len() as u64).collect();
-    assert_eq!(seqs, expected, "every seq exactly once, in order");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_cut_again_and_again_still_yields_every_seq_once() {
     let server = TestServer::start().await;

@@ -52,7 +52,8 @@ fn matches_expected(actual: &[Value], expected: &[Value]) -> bool {
 fn prompt_of<'a>(event: &'a Event, running: Option<&'a str>) -> Option<&'a str> {
     match event {
         Event::UserMessage(message) => Some(&message.prompt_id),
-        Event::TurnStarted(turn) | Event::TurnCompleted(turn) => Some(&turn.prompt_id),
+        Event::TurnStarted(turn) => Some(&turn.prompt_id),
+        Event::TurnCompleted(turn) => Some(&turn.prompt_id),
         Event::TurnCancelled(turn) => Some(&turn.prompt_id),
         Event::QueuedPromptCancelled(cancelled) => Some(&cancelled.prompt_id),
         Event::AgentError(error) => error.prompt_id.as_deref(),

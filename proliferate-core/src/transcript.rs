@@ -99,14 +99,18 @@ impl TranscriptReducer {
                 message.completed = true;
                 message.usage.clone_from(&completed.usage);
             }
-            Event::TextDelta(delta) | Event::ReasoningDelta(delta) => {
-                let reasoning = matches!(event, Event::ReasoningDelta(_));
-                if let Some(part) = self.text_part(delta, reasoning) {
-                    part.text.push_str(&delta.delta);
-                }
+            Event::TextDelta(delta) => {
+                self.append_text(&delta.message_id, &delta.part_id, &delta.delta, false)
             }
-            Event::TextCompleted(completed) => self.complete_text(completed, false),
-            Event::ReasoningCompleted(completed) => self.complete_text(completed, true),
+            Event::ReasoningDelta(delta) => {
+                self.append_text(&delta.message_id, &delta.part_id, &delta.delta, true)
+            }
+            Event::TextCompleted(done) => {
+                self.complete_text(&done.message_id, &done.part_id, &done.text, false)
+            }
+            Event::ReasoningCompleted(done) => {
+                self.complete_text(&done.message_id, &done.part_id, &done.text, true)
+            }
             Event::ToolStarted(started) => {
                 if let Some(call) =
                     self.tool_call(&started.message_id, &started.part_id, &started.call_id)
@@ -242,9 +246,14 @@ impl TranscriptReducer {
     }
 
     /// The text or reasoning part `delta` names, created if new; `None` if that id is a tool.
-    fn text_part(&mut self, delta: &TextDelta, reasoning: bool) -> Option<&mut TextPart> {
+    fn text_part(
+        &mut self,
+        message_id: &str,
+        part_id: &str,
+        reasoning: bool,
+    ) -> Option<&mut TextPart> {
         let empty = TextPart {
-            id: delta.part_id.clone(),
+            id: part_id.to_owned(),
             ..Default::default()
         };
         let new = if reasoning {
@@ -252,20 +261,21 @@ impl TranscriptReducer {
         } else {
             TranscriptPart::Text(empty)
         };
-        match self.part(&delta.message_id, &delta.part_id, new) {
+        match self.part(message_id, part_id, new) {
             TranscriptPart::Text(text) | TranscriptPart::Reasoning(text) => Some(text),
             _ => None,
         }
     }
 
-    fn complete_text(&mut self, completed: &TextCompleted, reasoning: bool) {
-        let as_delta = TextDelta {
-            message_id: completed.message_id.clone(),
-            part_id: completed.part_id.clone(),
-            ..Default::default()
-        };
-        if let Some(part) = self.text_part(&as_delta, reasoning) {
-            part.text.clone_from(&completed.text);
+    fn append_text(&mut self, message_id: &str, part_id: &str, delta: &str, reasoning: bool) {
+        if let Some(part) = self.text_part(message_id, part_id, reasoning) {
+            part.text.push_str(delta);
+        }
+    }
+
+    fn complete_text(&mut self, message_id: &str, part_id: &str, text: &str, reasoning: bool) {
+        if let Some(part) = self.text_part(message_id, part_id, reasoning) {
+            text.clone_into(&mut part.text);
             part.completed = true;
         }
     }

@@ -273,8 +273,17 @@ class PermissionResolved:
 
 @dataclass(frozen=True, kw_only=True)
 class Ping:
-    """Payload of `ping` and `pong`."""
-    type: str
+    """Payload of `ping`."""
+    type: str = "ping"
+    """The `type` tag this value carries on the wire."""
+    nonce: str | None = None
+    """Echoed back in the `pong`."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pong:
+    """Payload of `pong`: the ping's nonce, echoed."""
+    type: str = "pong"
     """The `type` tag this value carries on the wire."""
     nonce: str | None = None
     """Echoed back in the `pong`."""
@@ -412,6 +421,36 @@ class QueuedPromptCancelled:
     """Who withdrew it."""
     prompt_id: str
     """The prompt that was withdrawn."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, kept as sent."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReasoningCompleted:
+    """Payload of `reasoning_completed`."""
+    type: str = "reasoning_completed"
+    """The `type` tag this value carries on the wire."""
+    message_id: str
+    """The message the part belongs to."""
+    part_id: str
+    """The part that finished."""
+    text: str
+    """The whole text of the part; it replaces what the deltas built."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, kept as sent."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReasoningDelta:
+    """Payload of `reasoning_delta`."""
+    type: str = "reasoning_delta"
+    """The `type` tag this value carries on the wire."""
+    delta: str
+    """Text to append."""
+    message_id: str
+    """The message the part belongs to."""
+    part_id: str
+    """The part the text is appended to."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Fields this version does not know, kept as sent."""
 
@@ -599,8 +638,8 @@ class StatusChanged:
 
 @dataclass(frozen=True, kw_only=True)
 class TextCompleted:
-    """Payload of `text_completed` and `reasoning_completed`."""
-    type: str
+    """Payload of `text_completed`."""
+    type: str = "text_completed"
     """The `type` tag this value carries on the wire."""
     message_id: str
     """The message the part belongs to."""
@@ -614,8 +653,8 @@ class TextCompleted:
 
 @dataclass(frozen=True, kw_only=True)
 class TextDelta:
-    """Payload of `text_delta` and `reasoning_delta`."""
-    type: str
+    """Payload of `text_delta`."""
+    type: str = "text_delta"
     """The `type` tag this value carries on the wire."""
     delta: str
     """Text to append."""
@@ -869,9 +908,20 @@ class TurnCancelled:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TurnCompleted:
+    """Payload of `turn_completed`."""
+    type: str = "turn_completed"
+    """The `type` tag this value carries on the wire."""
+    prompt_id: str
+    """The prompt this turn answers."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, kept as sent."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class TurnStarted:
-    """Payload of `turn_started` and `turn_completed`."""
-    type: str
+    """Payload of `turn_started`."""
+    type: str = "turn_started"
     """The `type` tag this value carries on the wire."""
     prompt_id: str
     """The prompt this turn answers."""
@@ -973,21 +1023,21 @@ CLIENTFRAME_TYPES: dict[str, type] = {
 }
 """Every `ClientFrame` tag this version knows, and its class."""
 
-Event = Union[StatusChanged, UserMessage, QueuedPromptCancelled, TurnStarted, TurnCancelled, AssistantMessageStarted, AssistantMessageCompleted, TextDelta, TextCompleted, ToolStarted, ToolUpdated, ToolCompleted, ToolFailed, AgentError, PermissionRequested, PermissionResolved, TodoUpdated, FilesChanged, SnapshotSaved, PreviewUrl, Unknown]
+Event = Union[StatusChanged, UserMessage, QueuedPromptCancelled, TurnStarted, TurnCompleted, TurnCancelled, AssistantMessageStarted, AssistantMessageCompleted, TextDelta, TextCompleted, ReasoningDelta, ReasoningCompleted, ToolStarted, ToolUpdated, ToolCompleted, ToolFailed, AgentError, PermissionRequested, PermissionResolved, TodoUpdated, FilesChanged, SnapshotSaved, PreviewUrl, Unknown]
 """One `Event`, tagged on `type`."""
 EVENT_TYPES: dict[str, type] = {
     "status_changed": StatusChanged,
     "user_message": UserMessage,
     "queued_prompt_cancelled": QueuedPromptCancelled,
     "turn_started": TurnStarted,
-    "turn_completed": TurnStarted,
+    "turn_completed": TurnCompleted,
     "turn_cancelled": TurnCancelled,
     "assistant_message_started": AssistantMessageStarted,
     "assistant_message_completed": AssistantMessageCompleted,
     "text_delta": TextDelta,
     "text_completed": TextCompleted,
-    "reasoning_delta": TextDelta,
-    "reasoning_completed": TextCompleted,
+    "reasoning_delta": ReasoningDelta,
+    "reasoning_completed": ReasoningCompleted,
     "tool_started": ToolStarted,
     "tool_updated": ToolUpdated,
     "tool_completed": ToolCompleted,
@@ -1002,7 +1052,7 @@ EVENT_TYPES: dict[str, type] = {
 }
 """Every `Event` tag this version knows, and its class."""
 
-ServerFrame = Union[EventEnvelope, Welcome, ReplayDone, Reset, Heartbeat, Ping, PromptAdmission, ErrorFrame, Presence, PresenceChange, Unknown]
+ServerFrame = Union[EventEnvelope, Welcome, ReplayDone, Reset, Heartbeat, Pong, PromptAdmission, ErrorFrame, Presence, PresenceChange, Unknown]
 """One `ServerFrame`, tagged on `type`."""
 SERVERFRAME_TYPES: dict[str, type] = {
     "event": EventEnvelope,
@@ -1010,7 +1060,7 @@ SERVERFRAME_TYPES: dict[str, type] = {
     "replay_done": ReplayDone,
     "reset": Reset,
     "heartbeat": Heartbeat,
-    "pong": Ping,
+    "pong": Pong,
     "prompt_admitted": PromptAdmission,
     "error": ErrorFrame,
     "presence": Presence,

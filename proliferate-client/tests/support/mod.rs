@@ -143,3 +143,16 @@ pub async fn until_running(connection: &mut Connection) {
         }
     }
 }
+
+/// A prompt that says `words` words, one per `delay_ms`.
+pub fn long_prompt(words: usize, delay_ms: u64) -> String {
+    let text: Vec<String> = (1..=words).map(|word| format!("w{word}")).collect();
+    format!("[[delay:{delay_ms}]] [[say:{}]]", text.join(" "))
+}
+
+/// Asserts that `events` are the seqs after `after`, each once, in order.
+pub fn assert_dense(events: &[EventEnvelope], after: u64) {
+    let seqs: Vec<u64> = events.iter().map(|envelope| envelope.seq).collect();
+    let expected: Vec<u64> = (after + 1..=after + seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "every seq exactly once, in order");
+}

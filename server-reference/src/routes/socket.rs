@@ -349,7 +349,9 @@ async fn handle(client: &Client<'_>, text: &str) -> Option<Bytes> {
     };
     let gateway = &state.gateway;
     let result = match frame {
-        ClientFrame::Ping(ping) => return Some(encode(&ServerFrame::Pong(ping))),
+        ClientFrame::Ping(ping) => {
+            return Some(encode(&ServerFrame::Pong(Pong { nonce: ping.nonce })));
+        }
         ClientFrame::Prompt(prompt) => {
             let prompt_id = prompt.prompt_id.clone();
             let request = SendMessageRequest {

@@ -404,28 +404,44 @@ impl Translator {
 }
 
 fn text_delta(part_id: &str, state: &PartState, delta: String) -> Event {
-    let payload = TextDelta {
-        message_id: state.message_id.clone(),
-        part_id: part_id.to_owned(),
-        delta,
-        ..Default::default()
-    };
+    let (message_id, part_id) = (state.message_id.clone(), part_id.to_owned());
+    let extra = Extra::default();
     match state.kind {
-        PartKind::Reasoning => Event::ReasoningDelta(payload),
-        _ => Event::TextDelta(payload),
+        PartKind::Reasoning => Event::ReasoningDelta(ReasoningDelta {
+            message_id,
+            part_id,
+            delta,
+            extra,
+        }),
+        _ => Event::TextDelta(TextDelta {
+            message_id,
+            part_id,
+            delta,
+            extra,
+        }),
     }
 }
 
 fn text_completed(part_id: &str, state: &PartState) -> Event {
-    let payload = TextCompleted {
-        message_id: state.message_id.clone(),
-        part_id: part_id.to_owned(),
-        text: state.text.clone(),
-        ..Default::default()
-    };
+    let (message_id, part_id, text) = (
+        state.message_id.clone(),
+        part_id.to_owned(),
+        state.text.clone(),
+    );
+    let extra = Extra::default();
     match state.kind {
-        PartKind::Reasoning => Event::ReasoningCompleted(payload),
-        _ => Event::TextCompleted(payload),
+        PartKind::Reasoning => Event::ReasoningCompleted(ReasoningCompleted {
+            message_id,
+            part_id,
+            text,
+            extra,
+        }),
+        _ => Event::TextCompleted(TextCompleted {
+            message_id,
+            part_id,
+            text,
+            extra,
+        }),
     }
 }
 

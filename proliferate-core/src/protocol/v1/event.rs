@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Extra, Sender, SessionStatus, open_union};
+use super::{Extra, Sender, SessionStatus, open_union, same_shape};
 
 /// One durable event of a session: persisted before broadcast, numbered by a dense `seq`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -46,9 +46,9 @@ open_union! {
         /// The final text of a text part.
         TextCompleted(TextCompleted) = "text_completed",
         /// A piece of streamed reasoning.
-        ReasoningDelta(TextDelta) = "reasoning_delta",
+        ReasoningDelta(ReasoningDelta) = "reasoning_delta",
         /// The final text of a reasoning part.
-        ReasoningCompleted(TextCompleted) = "reasoning_completed",
+        ReasoningCompleted(ReasoningCompleted) = "reasoning_completed",
         /// The agent called a tool.
         ToolStarted(ToolStarted) = "tool_started",
         /// A running tool reported progress.
@@ -80,10 +80,10 @@ impl Event {
         match self {
             Event::AssistantMessageStarted(event) => Some(&event.message_id),
             Event::AssistantMessageCompleted(event) => Some(&event.message_id),
-            Event::TextDelta(event) | Event::ReasoningDelta(event) => Some(&event.message_id),
-            Event::TextCompleted(event) | Event::ReasoningCompleted(event) => {
-                Some(&event.message_id)
-            }
+            Event::TextDelta(event) => Some(&event.message_id),
+            Event::ReasoningDelta(event) => Some(&event.message_id),
+            Event::TextCompleted(event) => Some(&event.message_id),
+            Event::ReasoningCompleted(event) => Some(&event.message_id),
             Event::ToolStarted(event) => Some(&event.message_id),
             Event::ToolUpdated(event) => Some(&event.message_id),
             Event::ToolCompleted(event) => Some(&event.message_id),
@@ -140,18 +140,22 @@ pub struct QueuedPromptCancelled {
     pub extra: Extra,
 }
 
-/// Payload of `turn_started` and `turn_completed`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
-pub struct TurnStarted {
-    /// The prompt this turn answers.
-    pub prompt_id: String,
-    /// Fields this version does not know.
-    #[serde(flatten)]
-    pub extra: Extra,
+same_shape! {
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+    {
+        /// Payload of `turn_started`.
+        TurnStarted,
+        /// Payload of `turn_completed`.
+        TurnCompleted,
+    }
+    {
+        /// The prompt this turn answers.
+        pub prompt_id: String,
+        /// Fields this version does not know.
+        #[serde(flatten)]
+        pub extra: Extra,
+    }
 }
-
-/// Payload of `turn_completed`.
-pub type TurnCompleted = TurnStarted;
 
 /// Payload of `turn_cancelled`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
@@ -235,32 +239,46 @@ impl TokenUsage {
     }
 }
 
-/// Payload of `text_delta` and `reasoning_delta`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
-pub struct TextDelta {
-    /// The message the part belongs to.
-    pub message_id: String,
-    /// The part the text is appended to.
-    pub part_id: String,
-    /// Text to append.
-    pub delta: String,
-    /// Fields this version does not know.
-    #[serde(flatten)]
-    pub extra: Extra,
+same_shape! {
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+    {
+        /// Payload of `text_delta`.
+        TextDelta,
+        /// Payload of `reasoning_delta`.
+        ReasoningDelta,
+    }
+    {
+        /// The message the part belongs to.
+        pub message_id: String,
+        /// The part the text is appended to.
+        pub part_id: String,
+        /// Text to append.
+        pub delta: String,
+        /// Fields this version does not know.
+        #[serde(flatten)]
+        pub extra: Extra,
+    }
 }
 
-/// Payload of `text_completed` and `reasoning_completed`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
-pub struct TextCompleted {
-    /// The message the part belongs to.
-    pub message_id: String,
-    /// The part that finished.
-    pub part_id: String,
-    /// The whole text of the part; it replaces what the deltas built.
-    pub text: String,
-    /// Fields this version does not know.
-    #[serde(flatten)]
-    pub extra: Extra,
+same_shape! {
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+    {
+        /// Payload of `text_completed`.
+        TextCompleted,
+        /// Payload of `reasoning_completed`.
+        ReasoningCompleted,
+    }
+    {
+        /// The message the part belongs to.
+        pub message_id: String,
+        /// The part that finished.
+        pub part_id: String,
+        /// The whole text of the part; it replaces what the deltas built.
+        pub text: String,
+        /// Fields this version does not know.
+        #[serde(flatten)]
+        pub extra: Extra,
+    }
 }
 
 /// Payload of `tool_started`.

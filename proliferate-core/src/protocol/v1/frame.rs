@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ErrorCode, EventEnvelope, Extra, PermissionDecision, Principal, SessionStatus, Transcript,
-    open_union,
+    open_union, same_shape,
 };
 
 open_union! {
@@ -117,16 +117,20 @@ pub struct Heartbeat {
     pub extra: Extra,
 }
 
-/// Payload of `ping` and `pong`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-pub struct Ping {
-    /// Echoed back in the `pong`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<String>,
+same_shape! {
+    #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+    {
+        /// Payload of `ping`.
+        Ping,
+        /// Payload of `pong`: the ping's nonce, echoed.
+        Pong,
+    }
+    {
+        /// Echoed back in the `pong`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub nonce: Option<String>,
+    }
 }
-
-/// Payload of `pong`.
-pub type Pong = Ping;
 
 /// The gateway's acknowledgement of a prompt; the same for a retry of the same `prompt_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

@@ -111,3 +111,13 @@ macro_rules! open_union {
     };
 }
 pub(crate) use open_union;
+
+/// Declares payload types of one shape under distinct names, so that every language can match
+/// each event or frame by the name of its payload.
+macro_rules! same_shape {
+    (#[$derive:meta] { $( $(#[$doc:meta])* $name:ident ),+ $(,)? } $fields:tt) => {
+        $( #[$derive] $(#[$doc])* pub struct $name $fields )+
+    };
+}
+
+pub(crate) use same_shape;
