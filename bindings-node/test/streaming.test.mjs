@@ -64,16 +64,6 @@ test("reconnects resume without loss or duplicates", async () => {
   const page = await client.events(session.id, { limit: 10000 });
   assert.deepEqual(page.events.map((envelope) => envelope.seq), seqs);
 
-  // The cursor is the last event yielded, not the last received: a checkpoint loses nothing.
-  const replaying = client.connect(session.id, { afterSeq: 2 });
-  const yielded = [];
-  for await (const envelope of withTimeout(replaying, 120_000)) {
-    yielded.push(envelope.seq);
-    if (yielded.length === 5) break;
-  }
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  assert.deepEqual([yielded, replaying.lastSeq], [[3, 4, 5, 6, 7], 7]);
-  await replaying.close();
   await client.deleteSession(session.id);
 });
 
