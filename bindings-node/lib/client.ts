@@ -5,10 +5,12 @@ import { SyncConnection, type ConnectOptions } from "./connection";
 import { abortable, native, nativeSync } from "./errors";
 import type * as wire from "./types";
 
-/** How the client authenticates: a bearer token, or a back end's service credentials (the
- * client then signs its own short-lived service tokens). */
+/** How the client authenticates: a bearer token; a token source, asked before requests and
+ * connection attempts and again with `refresh` true after the gateway answered `token_expired`;
+ * or a back end's service credentials (the client then signs its own short-lived tokens). */
 export type ClientAuth =
   | { type: "token"; token: string }
+  | { type: "source"; token: (refresh: boolean) => string | Promise<string> }
   | { type: "service"; name: string; organization: string; secret: string };
 
 /** Options of `createSyncClient`. */
@@ -38,6 +40,7 @@ export class SyncClient {
   /** Builds a client; prefer `createSyncClient`. */
   constructor(options: SyncClientOptions) {
     const { auth } = options;
+    const source = auth.type === "source" ? auth.token : undefined;
     this.inner = nativeSync(
       () =>
         new NativeClient({
@@ -49,7 +52,7 @@ export class SyncClient {
           source: options.source,
           requestTimeoutMs: options.requestTimeoutMs,
           livenessTimeoutMs: options.livenessTimeoutMs,
-        }),
+        }, source && (async (refresh: boolean) => source(refresh))),
     );
   }
 
@@ -71,8 +74,13 @@ export class SyncClient {
   }
 
   /** One session's info. */
-  getInfo(sessionId: string, options: CallOptions = {}): Promise<wire.SessionInfo> {
+  getSession(sessionId: string, options: CallOptions = {}): Promise<wire.SessionInfo> {
     return this.call(() => this.inner.getSession(sessionId), options.signal);
+  }
+
+  /** `getSession` under the original client's name. */
+  getInfo(sessionId: string, options: CallOptions = {}): Promise<wire.SessionInfo> {
+    return this.getSession(sessionId, options);
   }
 
   /** Terminates a session and deletes its sandbox. */
@@ -96,7 +104,7 @@ export class SyncClient {
   }
 
   /** Sends a prompt over HTTP: the same admission as a connection's `sendPrompt`. */
-  postMessage(
+  sendMessage(
     sessionId: string,
     message: string | wire.SendMessageRequest,
     options: CallOptions = {},
@@ -105,9 +113,23 @@ export class SyncClient {
     return this.call(() => this.inner.sendMessage(sessionId, JSON.stringify(request)), options.signal);
   }
 
+  /** `sendMessage` under the original client's name. */
+  postMessage(
+    sessionId: string,
+    message: string | wire.SendMessageRequest,
+    options: CallOptions = {},
+  ): Promise<wire.PromptAdmission> {
+    return this.sendMessage(sessionId, message, options);
+  }
+
   /** Cancels the running turn; resolves to `false` when none ran. */
-  postCancel(sessionId: string, options: CallOptions = {}): Promise<boolean> {
+  cancel(sessionId: string, options: CallOptions = {}): Promise<boolean> {
     return this.call(() => this.inner.cancel(sessionId), options.signal);
+  }
+
+  /** `cancel` under the original client's name. */
+  postCancel(sessionId: string, options: CallOptions = {}): Promise<boolean> {
+    return this.cancel(sessionId, options);
   }
 
   /** Withdraws a queued prompt. */

@@ -127,8 +127,13 @@ export class SyncConnection implements AsyncIterable<wire.EventEnvelope> {
   }
 
   /** Cancels the running turn; resolves to `false` when none ran. */
-  async sendCancel(): Promise<boolean> {
+  async cancel(): Promise<boolean> {
     return JSON.parse(await native(() => this.inner.cancel()));
+  }
+
+  /** `cancel` under the original client's name. */
+  sendCancel(): Promise<boolean> {
+    return this.cancel();
   }
 
   /** Withdraws a queued prompt. */

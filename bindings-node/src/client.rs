@@ -1,10 +1,16 @@
 //! The client: one native object per facade client, every call a Promise of JSON text.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use napi::Status;
+use napi::bindgen_prelude::Promise;
+use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 use proliferate_client::protocol::v1::{CreateSessionRequest, SendMessageRequest};
-use proliferate_client::{Auth, Client, ClientError, ConnectionOptions, ReconnectPolicy};
+use proliferate_client::{
+    Auth, Client, ClientError, ConnectionOptions, ReconnectPolicy, TokenSource,
+};
 use serde::Serialize;
 
 use crate::connection::NativeConnection;
@@ -42,6 +48,27 @@ pub struct ClientOptions {
     pub liveness_timeout_ms: Option<u32>,
 }
 
+/// The application's `(refresh: boolean) => Promise<string>`, callable from any thread; weak, so
+/// it never keeps Node running on its own.
+type TokenCallback = ThreadsafeFunction<bool, Promise<String>, bool, Status, false, true>;
+
+/// Tokens from a JavaScript function, called on the main thread and awaited here.
+struct JavaScriptTokenSource(TokenCallback);
+
+#[async_trait::async_trait]
+impl TokenSource for JavaScriptTokenSource {
+    async fn token(&self, refresh: bool) -> Result<String, ClientError> {
+        let promise = self
+            .0
+            .call_async(refresh)
+            .await
+            .map_err(|error| ClientError::token_source_failed(error.reason))?;
+        promise
+            .await
+            .map_err(|error| ClientError::token_source_failed(error.reason))
+    }
+}
+
 /// A client of one gateway.
 #[napi]
 pub struct NativeClient {
@@ -50,11 +77,14 @@ pub struct NativeClient {
 
 #[napi]
 impl NativeClient {
-    /// Builds a client.
+    /// Builds a client; `token_source(refresh)` gives tokens instead of `options.token`.
     #[napi(constructor)]
-    pub fn new(options: ClientOptions) -> napi::Result<Self> {
+    pub fn new(options: ClientOptions, token_source: Option<TokenCallback>) -> napi::Result<Self> {
+        let token_source = token_source
+            .map(|callback| Arc::new(JavaScriptTokenSource(callback)) as Arc<dyn TokenSource>);
         let auth = Auth::from_fields(
             options.token,
+            token_source,
             options.service_name,
             options.service_organization,
             options.service_secret,

@@ -8,19 +8,11 @@ use serde_json::json;
 
 /// The JS error for `error`.
 pub(crate) fn to_javascript(error: ClientError) -> napi::Error {
-    let (kind, status) = match &error {
-        ClientError::Api { status, .. } => ("api", *status),
-        ClientError::Transport(_) => ("transport", None),
-        ClientError::Timeout(_) => ("timeout", None),
-        ClientError::InvalidResponse(_) => ("invalid_response", None),
-        ClientError::Closed(_) => ("closed", None),
-        ClientError::Config(_) => ("config", None),
-    };
     let payload = json!({
         "code": error.code().as_str(),
         "message": error.to_string(),
-        "status": status,
-        "kind": kind,
+        "status": error.status(),
+        "kind": error.kind(),
     });
     napi::Error::new(napi::Status::GenericFailure, payload.to_string())
 }

@@ -33,13 +33,14 @@ test("another organisation cannot see a session", async () => {
 });
 
 test("an unknown session is not found", async () => {
-  await rejectsWith(client.getInfo("ses_does_not_exist"), "not_found", 404);
+  await rejectsWith(client.getSession("ses_does_not_exist"), "not_found", 404);
 });
 
 test("bad input is a bad request and loses nothing", async () => {
   const session = await client.createSession();
   await rejectsWith(client.replyPermission(session.id, "per_x", "maybe"), "bad_request");
   await rejectsWith(client.postMessage(session.id, ""), "bad_request", 400);
+  await rejectsWith(client.sendMessage(session.id, ""), "bad_request", 400);
   assert.equal((await client.getInfo(session.id)).id, session.id);
   await client.deleteSession(session.id);
 });
@@ -84,4 +85,32 @@ test("service credentials sign their own tokens", async () => {
   const session = await service.createSession({ title: "from a bot" });
   assert.equal(session.created_by, "slack-bot");
   await service.deleteSession(session.id);
+});
+
+test("a token source is asked again when the token expired", async () => {
+  const [expired, fresh] = [server.token("tester", "acme", 1), server.token()];
+  await new Promise((resolve) => setTimeout(resolve, 2100)); // past the one-second lifetime of `expired`
+  const asks = [];
+  const refreshing = createSyncClient({
+    baseUrl: server.url,
+    auth: { type: "source", token: async (refresh) => (asks.push(refresh), refresh ? fresh : expired) },
+  });
+  const session = await refreshing.createSession();
+  assert.deepEqual(asks, [false, true], "an expired token is refreshed once");
+  const connection = refreshing.connect(session.id);
+  assert.equal((await connection.next()).type, "connected");
+  assert.deepEqual(asks, [false, true, false, true], "the connection refreshes too");
+  await connection.close();
+  await refreshing.deleteSession(session.id);
+
+  const failing = createSyncClient({
+    baseUrl: server.url,
+    auth: { type: "source", token: () => { throw new Error("no token in the keychain"); } },
+  });
+  await assert.rejects(failing.listSessions(), (error) => {
+    assert.ok(error instanceof ProliferateError, String(error));
+    assert.equal(error.code, "unauthenticated");
+    assert.match(error.message, /no token in the keychain/);
+    return true;
+  });
 });

@@ -62,7 +62,7 @@ for (const name of scenarios) {
           seen.push(...read);
         }
       } else if ("cancel" in step) {
-        assert.equal(await connection.sendCancel(), true, "a turn was running");
+        assert.equal(await connection.cancel(), true, "a turn was running");
       } else if (step.cancel_queued) {
         await connection.cancelQueued(step.cancel_queued.prompt_id);
       } else {

@@ -34,9 +34,9 @@ export async function startServer(settings = []) {
   return {
     url,
     port: Number(new URL(url).port),
-    token(subject = "tester", organization = "acme") {
+    token(subject = "tester", organization = "acme", ttlSecs = 86400) {
       return execFileSync(serverProgram(), ["token", "--data-dir", dataDir, "--subject", subject,
-        "--organization", organization, "--scopes", "read,write,admin"]).toString().trim();
+        "--organization", organization, "--scopes", "read,write,admin", "--ttl-secs", String(ttlSecs)]).toString().trim();
     },
     serviceSecret: () => readFileSync(join(dataDir, "secrets/service"), "utf8").trim(),
     async stop() {

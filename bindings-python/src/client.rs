@@ -1,12 +1,13 @@
 //! The client: one native object per `proliferate.Client`, every call an awaitable.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use proliferate_client::protocol::v1::{
     CreateSessionRequest, PermissionDecision, SendMessageRequest,
 };
-use proliferate_client::{Auth, Client, ClientError, ConnectionOptions};
+use proliferate_client::{Auth, Client, ClientError, ConnectionOptions, TokenSource};
 use pyo3::prelude::*;
 use serde::Serialize;
 
@@ -30,6 +31,23 @@ fn seconds(value: Option<f64>) -> PyResult<Option<Duration>> {
         .transpose()
 }
 
+/// Tokens from the application: `source(refresh) -> str`, called on a blocking thread of the
+/// runtime, since it may wait for the application's event loop.
+struct PythonTokenSource(Arc<Py<PyAny>>);
+
+#[async_trait::async_trait]
+impl TokenSource for PythonTokenSource {
+    async fn token(&self, refresh: bool) -> Result<String, ClientError> {
+        let source = self.0.clone();
+        let call = move || Python::attach(|py| source.call1(py, (refresh,))?.extract(py));
+        match tokio::task::spawn_blocking(call).await {
+            Ok(Ok(token)) => Ok(token),
+            Ok(Err(error)) => Err(ClientError::token_source_failed(error)),
+            Err(error) => Err(ClientError::token_source_failed(error)),
+        }
+    }
+}
+
 /// A client of one gateway.
 #[pyclass(frozen, module = "proliferate._native")]
 pub(crate) struct NativeClient {
@@ -38,16 +56,18 @@ pub(crate) struct NativeClient {
 
 #[pymethods]
 impl NativeClient {
-    /// Builds a client. Give `token`, or all three service credentials.
+    /// Builds a client. Give `token`, `token_source`, or all three service credentials.
     #[new]
     #[pyo3(signature = (
-        base_url, *, token=None, service_name=None, service_organization=None,
-        service_secret=None, source=None, request_timeout=None, liveness_timeout=None
+        base_url, *, token=None, token_source=None, service_name=None,
+        service_organization=None, service_secret=None, source=None, request_timeout=None,
+        liveness_timeout=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         base_url: String,
         token: Option<String>,
+        token_source: Option<Py<PyAny>>,
         service_name: Option<String>,
         service_organization: Option<String>,
         service_secret: Option<String>,
@@ -55,8 +75,16 @@ impl NativeClient {
         request_timeout: Option<f64>,
         liveness_timeout: Option<f64>,
     ) -> PyResult<Self> {
-        let auth = Auth::from_fields(token, service_name, service_organization, service_secret)
-            .map_err(to_python)?;
+        let token_source = token_source
+            .map(|source| Arc::new(PythonTokenSource(Arc::new(source))) as Arc<dyn TokenSource>);
+        let auth = Auth::from_fields(
+            token,
+            token_source,
+            service_name,
+            service_organization,
+            service_secret,
+        )
+        .map_err(to_python)?;
         let mut builder = Client::builder(base_url).auth(auth);
         if let Some(source) = source {
             builder = builder.source(source);

@@ -7,26 +7,14 @@ use pyo3::prelude::*;
 /// The Python exception for `error`, built by `proliferate.errors.from_native` so that the
 /// subclass per code, the `code` attribute and the cause are decided in one place.
 pub(crate) fn to_python(error: ClientError) -> PyErr {
-    let kind = match &error {
-        ClientError::Api { .. } => "api",
-        ClientError::Transport(_) => "transport",
-        ClientError::Timeout(_) => "timeout",
-        ClientError::InvalidResponse(_) => "invalid_response",
-        ClientError::Closed(_) => "closed",
-        ClientError::Config(_) => "config",
-    };
-    let status = match &error {
-        ClientError::Api { status, .. } => *status,
-        _ => None,
-    };
     Python::attach(|py| {
         py.import("proliferate.errors")
             .and_then(|errors| {
                 errors.getattr("from_native")?.call1((
                     error.code().as_str(),
                     error.to_string(),
-                    status,
-                    kind,
+                    error.status(),
+                    error.kind(),
                 ))
             })
             .map_or_else(|failure| failure, PyErr::from_value)

@@ -48,10 +48,10 @@ class Server:
         # Keep reading, so the server never blocks on a full pipe.
         threading.Thread(target=lambda: [None for _ in self.process.stdout], daemon=True).start()
 
-    def token(self, subject: str = "tester", organization: str = "acme") -> str:
+    def token(self, subject: str = "tester", organization: str = "acme", ttl_secs: int = 86400) -> str:
         return subprocess.run(
             [server_program(), "token", "--data-dir", str(self.data_dir), "--subject", subject,
-             "--organization", organization, "--scopes", "read,write,admin"],
+             "--organization", organization, "--scopes", "read,write,admin", "--ttl-secs", str(ttl_secs)],
             check=True, capture_output=True, text=True,
         ).stdout.strip()
 

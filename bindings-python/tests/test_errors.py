@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import proliferate
@@ -60,7 +62,7 @@ async def test_an_unreachable_gateway_keeps_its_cause() -> None:
 
 
 def test_configuration_errors_are_raised_at_once() -> None:
-    with pytest.raises(proliferate.ProliferateError, match="either a token"):
+    with pytest.raises(proliferate.ProliferateError, match="one of a token, a token source"):
         proliferate.Client("http://127.0.0.1:9")
 
 
@@ -70,3 +72,30 @@ async def test_service_credentials_sign_their_own_tokens(server) -> None:
     session = await client.create_session(title="from a service")
     assert session.created_by == "billing-bot"
     await client.delete_session(session.id)
+
+
+async def test_a_token_source_is_asked_again_when_the_token_expired(server) -> None:
+    expired = server.token(ttl_secs=1)
+    fresh = server.token()
+    await asyncio.sleep(2.1)  # past the one-second lifetime of `expired`
+    asks: list[bool] = []
+
+    async def token_source(refresh: bool) -> str:
+        asks.append(refresh)
+        return fresh if refresh else expired
+
+    client = proliferate.Client(server.url, token_source=token_source)
+    session = await client.create_session()
+    assert asks == [False, True], "an expired token is refreshed once"
+    async with client.connect(session.id) as connection:
+        async with asyncio.timeout(120):
+            first = await connection.next_update()
+    assert isinstance(first, wire.Welcome)
+    assert asks == [False, True, False, True], "the connection refreshes too"
+    await client.delete_session(session.id)
+
+    def failing(refresh: bool) -> str:
+        raise LookupError("no token in the keychain")
+
+    with pytest.raises(errors.UnauthenticatedError, match="no token in the keychain"):
+        await proliferate.Client(server.url, token_source=failing).list_sessions()

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proliferate_client::protocol::v1::{self, PermissionDecision};
-use proliferate_client::{Auth, ConnectionOptions, ReconnectPolicy};
+use proliferate_client::{Auth, ClientError, ConnectionOptions, ReconnectPolicy};
 
 use crate::connection::Connection;
 use crate::error::{ProliferateError, bad_request};
@@ -14,7 +14,8 @@ use crate::records::{
     Transcript, UsageReport,
 };
 
-/// How to build a client. Give `token`, or all three service fields.
+/// How to build a client. Give `token`, or all three service fields, or neither with
+/// `Client.withTokenSource`.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct ClientOptions {
     /// The gateway's base URL, for example `http://127.0.0.1:8787`.
@@ -68,6 +69,28 @@ pub struct CreateSessionRequest {
     pub egress_allow: Vec<String>,
 }
 
+/// Gives the client bearer tokens.
+#[uniffi::export(with_foreign)]
+#[async_trait::async_trait]
+pub trait TokenSource: Send + Sync {
+    /// A token to use now: called before requests and connection attempts, and with `refresh`
+    /// true after the gateway answered `token_expired`.
+    async fn token(&self, refresh: bool) -> Result<String, ProliferateError>;
+}
+
+/// The application's token source, as the client asks it.
+struct ForeignTokenSource(Arc<dyn TokenSource>);
+
+#[async_trait::async_trait]
+impl proliferate_client::TokenSource for ForeignTokenSource {
+    async fn token(&self, refresh: bool) -> Result<String, ClientError> {
+        self.0
+            .token(refresh)
+            .await
+            .map_err(ClientError::token_source_failed)
+    }
+}
+
 /// A client of one gateway.
 #[derive(uniffi::Object)]
 pub struct Client {
@@ -79,8 +102,28 @@ impl Client {
     /// Builds a client.
     #[uniffi::constructor]
     pub fn new(options: ClientOptions) -> Result<Self, ProliferateError> {
+        Self::build(options, None)
+    }
+
+    /// Builds a client whose tokens come from `token_source`, asked again for a fresh one when
+    /// the gateway answers `token_expired`.
+    #[uniffi::constructor]
+    pub fn with_token_source(
+        options: ClientOptions,
+        token_source: Arc<dyn TokenSource>,
+    ) -> Result<Self, ProliferateError> {
+        Self::build(options, Some(Arc::new(ForeignTokenSource(token_source))))
+    }
+}
+
+impl Client {
+    fn build(
+        options: ClientOptions,
+        token_source: Option<Arc<dyn proliferate_client::TokenSource>>,
+    ) -> Result<Self, ProliferateError> {
         let auth = Auth::from_fields(
             options.token,
+            token_source,
             options.service_name,
             options.service_organization,
             options.service_secret,

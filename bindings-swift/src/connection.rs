@@ -35,6 +35,11 @@ impl CancelHandle {
     pub fn cancel(&self) {
         self.task.abort();
     }
+
+    /// True once the subscription has ended: closed, failed or cancelled.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
 }
 
 impl Drop for CancelHandle {

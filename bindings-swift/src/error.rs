@@ -87,3 +87,10 @@ pub(crate) fn bad_request(message: impl std::fmt::Display) -> ProliferateError {
     }
     .into()
 }
+
+/// A Swift callback that threw something other than a `ProliferateError`.
+impl From<uniffi::UnexpectedUniFFICallbackError> for ProliferateError {
+    fn from(error: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        ClientError::Config(format!("a callback failed: {}", error.reason)).into()
+    }
+}

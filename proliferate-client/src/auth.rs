@@ -52,23 +52,28 @@ impl std::fmt::Debug for Auth {
 const SERVICE_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
 impl Auth {
-    /// Credentials from optional fields, as bindings receive them: a token alone, or a
-    /// service's name, organization and secret together. Anything else is a configuration error.
+    /// Credentials from optional fields, as bindings receive them: a token alone, a token
+    /// source alone, or a service's name, organization and secret together. Anything else is a
+    /// configuration error.
     pub fn from_fields(
         token: Option<String>,
+        source: Option<Arc<dyn TokenSource>>,
         service_name: Option<String>,
         service_organization: Option<String>,
         service_secret: Option<String>,
     ) -> Result<Self, ClientError> {
-        match (token, service_name, service_organization, service_secret) {
-            (Some(token), None, None, None) => Ok(Self::Token(token)),
-            (None, Some(name), Some(organization), Some(secret)) => Ok(Self::Service {
+        let service = (service_name, service_organization, service_secret);
+        match (token, source, service) {
+            (Some(token), None, (None, None, None)) => Ok(Self::Token(token)),
+            (None, Some(source), (None, None, None)) => Ok(Self::Source(source)),
+            (None, None, (Some(name), Some(organization), Some(secret))) => Ok(Self::Service {
                 name,
                 organization,
                 secret,
             }),
             _ => Err(ClientError::Config(
-                "give either a token or a service's name, organization and secret".into(),
+                "give one of a token, a token source, or a service's name, organization and secret"
+                    .into(),
             )),
         }
     }

@@ -44,6 +44,27 @@ impl ClientError {
         }
     }
 
+    /// What kind of failure this is, as every binding names it: `api` (the gateway refused),
+    /// `transport`, `timeout`, `invalid_response`, `closed` or `config`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Api { .. } => "api",
+            Self::Transport(_) => "transport",
+            Self::Timeout(_) => "timeout",
+            Self::InvalidResponse(_) => "invalid_response",
+            Self::Closed(_) => "closed",
+            Self::Config(_) => "config",
+        }
+    }
+
+    /// The HTTP status, when the gateway refused over HTTP.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => *status,
+            _ => None,
+        }
+    }
+
     /// True when retrying later may succeed (the connection broke, the gateway was busy).
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transport(_) | Self::Timeout(_))
@@ -51,6 +72,16 @@ impl ClientError {
                 self.code(),
                 ErrorCode::Unavailable | ErrorCode::Timeout | ErrorCode::SlowConsumer
             )
+    }
+
+    /// The error for a token source that gave no token (`unauthenticated`): bindings report
+    /// their language's failure this way.
+    pub fn token_source_failed(reason: impl std::fmt::Display) -> Self {
+        Self::Api {
+            code: ErrorCode::Unauthenticated,
+            message: format!("the token source failed: {reason}"),
+            status: None,
+        }
     }
 
     pub(crate) fn from_problem(problem: Problem) -> Self {

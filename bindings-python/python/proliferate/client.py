@@ -27,6 +27,37 @@ class ServiceCredentials:
     """The gateway's service secret."""
 
 
+TokenSource = Callable[[bool], Union[str, Awaitable[str]]]
+"""Gives the client bearer tokens: `source(refresh)` returns a token, or an awaitable of one.
+It is called before requests and connection attempts, and with `refresh=True` after the gateway
+answered `token_expired`. A coroutine source runs on the event loop the client was made on."""
+
+
+def _blocking(source: TokenSource, loop: asyncio.AbstractEventLoop | None) -> Callable[[bool], str]:
+    """`source` as the native client calls it: on a worker thread, waiting for the answer."""
+
+    def token(refresh: bool) -> str:
+        answer = source(refresh)
+        if inspect.isawaitable(answer):
+            if loop is None:
+                raise RuntimeError("an async token source needs a client made inside an event loop")
+
+            async def wait() -> str:
+                return await answer
+
+            answer = asyncio.run_coroutine_threadsafe(wait(), loop).result()
+        return answer
+
+    return token
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Reconnecting:
     """The connection broke; it reconnects after a backoff and resumes without loss."""
@@ -199,13 +230,15 @@ class Connection:
 
 
 class Client:
-    """An asyncio client of one gateway. Give a bearer `token` or `service` credentials."""
+    """An asyncio client of one gateway. Give a bearer `token`, a `token_source` that refreshes
+    expired tokens, or `service` credentials."""
 
     def __init__(
         self,
         base_url: str,
         *,
         token: str | None = None,
+        token_source: TokenSource | None = None,
         service: ServiceCredentials | None = None,
         source: str | None = None,
         request_timeout: float | None = None,
@@ -214,6 +247,7 @@ class Client:
         self._native = _native.NativeClient(
             base_url,
             token=token,
+            token_source=token_source and _blocking(token_source, _running_loop()),
             service_name=service and service.name,
             service_organization=service and service.organization,
             service_secret=service and service.secret,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 from . import types as wire
@@ -102,6 +102,7 @@ class SyncClient:
         base_url: str,
         *,
         token: str | None = None,
+        token_source: Callable[[bool], str] | None = None,
         service: ServiceCredentials | None = None,
         source: str | None = None,
         request_timeout: float | None = None,
@@ -109,7 +110,7 @@ class SyncClient:
     ):
         self._loop = _Loop()
         self._client = Client(
-            base_url, token=token, service=service, source=source,
+            base_url, token=token, token_source=token_source, service=service, source=source,
             request_timeout=request_timeout, liveness_timeout=liveness_timeout,
         )
 

@@ -1,5 +1,5 @@
 // The hand-written layer over the generated bindings: async sequences of updates and events
-// (cancelling the consuming task cancels the subscription), and Swift-style conveniences.
+// that read nothing ahead, and Swift-style conveniences.
 
 import Foundation
 
@@ -14,49 +14,42 @@ extension ProliferateError {
     }
 }
 
-/// Feeds a subscription into an `AsyncThrowingStream`.
-private final class StreamListener: UpdateListener, @unchecked Sendable {
-    let continuation: AsyncThrowingStream<Update, Error>.Continuation
+/// A connection's updates as an async sequence. Each step takes one update from the connection
+/// and reads nothing ahead, so a loop that stops early leaves the rest to the next reader, and
+/// `lastSeq` is always the last event the loop was given.
+public struct Updates: AsyncSequence, Sendable {
+    public typealias Element = Update
 
-    init(_ continuation: AsyncThrowingStream<Update, Error>.Continuation) {
-        self.continuation = continuation
+    let connection: Connection
+
+    /// Takes the connection's updates one at a time.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let connection: Connection
+
+        /// The next update, or nil once the connection is closed. A failure is final.
+        public mutating func next() async throws -> Update? {
+            try await connection.next()
+        }
     }
 
-    func onUpdate(update: Update) { continuation.yield(update) }
-    func onError(error: ProliferateError) { continuation.finish(throwing: error) }
-    func onClosed() { continuation.finish() }
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(connection: connection)
+    }
 }
 
 extension Connection {
     /// Every update until the connection closes: `connected`, each event once and in order,
-    /// `replayDone`, `reset`, `presence`, `presenceChanged`, `reconnecting`. Ending the
-    /// iteration, or cancelling its task, cancels the subscription. Read a connection through
-    /// one sequence at a time.
-    public func updates() -> AsyncThrowingStream<Update, Error> {
-        AsyncThrowingStream { continuation in
-            let subscribing = Task {
-                let handle = await self.subscribe(listener: StreamListener(continuation))
-                continuation.onTermination = { _ in handle.cancel() }
-            }
-            _ = subscribing
-        }
+    /// `replayDone`, `reset`, `presence`, `presenceChanged`, `reconnecting`. Nothing is read
+    /// ahead: breaking out of the loop leaves the next update to whoever reads next.
+    public func updates() -> Updates {
+        Updates(connection: self)
     }
 
     /// Each durable event once, in order, across reconnects.
-    public func events() -> AsyncThrowingStream<EventEnvelope, Error> {
-        let updates = self.updates()
-        return AsyncThrowingStream { continuation in
-            let forwarding = Task {
-                do {
-                    for try await update in updates {
-                        if case let .event(envelope) = update { continuation.yield(envelope) }
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in forwarding.cancel() }
+    public func events() -> AsyncThrowingCompactMapSequence<Updates, EventEnvelope> {
+        updates().compactMap { update in
+            if case let .event(envelope) = update { return envelope }
+            return nil
         }
     }
 }

@@ -156,7 +156,7 @@ final class LiveTests: XCTestCase {
         try await client.deleteSession(sessionId: session.id)
     }
 
-    func testEventSequenceStreamsATurnAndCancelsItsSubscription() async throws {
+    func testEventSequenceStreamsATurnAndLeavesTheRestToTheNextReader() async throws {
         let client = try server.client()
         let session = try await client.createSession(request: CreateSessionRequest(title: "sequence"))
         let connection = await client.connect(sessionId: session.id)
@@ -164,7 +164,9 @@ final class LiveTests: XCTestCase {
         defer { watchdog.cancel() }
         let admission = try await connection.sendPrompt(content: "[[say:streamed to swift]]")
         var text = ""
+        var last: EventEnvelope?
         for try await envelope in connection.events() {
+            last = envelope
             if case let .textDelta(_, _, delta) = envelope.event { text += delta }
             if case let .turnCompleted(promptId) = envelope.event, promptId == admission.promptId { break }
         }
@@ -176,11 +178,100 @@ final class LiveTests: XCTestCase {
         XCTAssertEqual(session.model, "scripted/scripted-model")
         let before1970 = try await client.organizationUsage(start: nil, end: 0)
         XCTAssertEqual(before1970.requests, 0, "nothing was spent before 1970")
-        // Ending the iteration cancelled the subscription, so the connection can be read again.
+        // The loop read nothing ahead: the cursor is its last event, and the next event goes to
+        // the next reader.
+        let through = try XCTUnwrap(last).seq
+        XCTAssertEqual(connection.lastSeq(), through)
         _ = try await connection.sendPrompt(content: "[[say:again]]")
-        let next = try await connection.next()
-        XCTAssertNotNil(next)
+        let next = try await eventsUntil(connection) { _ in true }
+        XCTAssertEqual(next.map(\.seq), [through + 1])
         await connection.close()
+        try await client.deleteSession(sessionId: session.id)
+    }
+
+    func testASubscriptionDeliversUntilItsHandleCancelsIt() async throws {
+        let client = try server.client()
+        let session = try await client.createSession(request: CreateSessionRequest())
+        let connection = await client.connect(sessionId: session.id)
+        let watchdog = deadline(240, connection)
+        defer { watchdog.cancel() }
+        let (updates, continuation) = AsyncStream.makeStream(of: Update.self)
+        let handle = await connection.subscribe(listener: Forwarder(continuation))
+        let admission = try await connection.sendPrompt(content: "[[say:pushed]]")
+        var text = ""
+        for await update in updates {
+            guard case let .event(envelope) = update else { continue }
+            if case let .textDelta(_, _, delta) = envelope.event { text += delta }
+            if case let .turnCompleted(promptId) = envelope.event, promptId == admission.promptId { break }
+        }
+        XCTAssertEqual(text, "pushed")
+        XCTAssertFalse(handle.isFinished(), "the subscription runs until cancelled")
+        handle.cancel()
+        while !handle.isFinished() { try await Task.sleep(nanoseconds: 10_000_000) }
+        await connection.close()
+        try await client.deleteSession(sessionId: session.id)
+    }
+
+    func testATokenSourceIsAskedAgainWhenTheTokenExpired() async throws {
+        let tokens = Tokens(expired: try server.token(ttlSecs: 1), fresh: try server.token())
+        try await Task.sleep(nanoseconds: 2_100_000_000)  // past the one-second lifetime of `expired`
+        let client = try Client.withTokenSource(options: ClientOptions(baseUrl: server.url), tokenSource: tokens)
+        let session = try await client.createSession(request: CreateSessionRequest())
+        XCTAssertEqual(tokens.asked, [false, true], "an expired token is refreshed once")
+        let connection = await client.connect(sessionId: session.id)
+        let watchdog = deadline(120, connection)
+        defer { watchdog.cancel() }
+        guard case .connected = try await connection.next() else { return XCTFail("not connected") }
+        XCTAssertEqual(tokens.asked, [false, true, false, true], "the connection refreshes too")
+        await connection.close()
+        try await client.deleteSession(sessionId: session.id)
+
+        let failing = try Client.withTokenSource(options: ClientOptions(baseUrl: server.url), tokenSource: Tokens(expired: nil, fresh: nil))
+        do {
+            _ = try await failing.listSessions()
+            XCTFail("a token source that throws fails the call")
+        } catch let error as ProliferateError {
+            XCTAssertEqual(error.code, "unauthenticated")
+            XCTAssertTrue("\(error)".contains("no token in the keychain"), "\(error)")
+        }
+    }
+
+    func testCheckpointsAtRandomPointsResumeEveryEventOnce() async throws {
+        let client = try server.client()
+        let session = try await client.createSession(request: CreateSessionRequest())
+        let writer = await client.connect(sessionId: session.id)
+        let watchdog = deadline(240, writer)
+        defer { watchdog.cancel() }
+        try await untilRunning(writer)
+        let words = (1...300).map { "w\($0)" }.joined(separator: " ")
+        _ = try await writer.sendPrompt(content: "[[delay:5]] [[say:\(words)]]", promptId: "prm_checkpoint")
+        var random = SystemRandomNumberGenerator()
+        var taken: [EventEnvelope] = []
+        var checkpoint: UInt64 = 0
+        var resumes = 0
+        var done = false
+        while !done {
+            let reader = await client.connect(sessionId: session.id, afterSeq: checkpoint)
+            let guardrail = deadline(120, reader)
+            var take = Int.random(in: 1...40, using: &random)
+            for try await envelope in reader.events() {
+                taken.append(envelope)
+                take -= 1
+                if case let .turnCompleted(promptId) = envelope.event, promptId == "prm_checkpoint" { done = true }
+                if done || take == 0 { break }
+                try await Task.sleep(nanoseconds: UInt64.random(in: 0..<4_000_000, using: &random))
+            }
+            guardrail.cancel()
+            checkpoint = reader.lastSeq()
+            XCTAssertEqual(checkpoint, taken.last?.seq)
+            await reader.close()
+            resumes += 1
+        }
+        XCTAssertGreaterThanOrEqual(resumes, 5)
+        XCTAssertEqual(taken.map(\.seq), Array(1...UInt64(taken.count)), "every seq once, in order")
+        let logged = try await client.events(sessionId: session.id, afterSeq: 0, limit: 10000)
+        XCTAssertEqual(Array(logged.prefix(taken.count)), taken)
+        await writer.close()
         try await client.deleteSession(sessionId: session.id)
     }
 
@@ -265,5 +356,37 @@ final class LiveTests: XCTestCase {
         let session = try await service.createSession(request: CreateSessionRequest(title: "from a service"))
         XCTAssertEqual(session.createdBy, "ios-backend")
         try await service.deleteSession(sessionId: session.id)
+    }
+}
+
+/// Forwards a subscription's updates into an `AsyncStream`.
+final class Forwarder: UpdateListener, @unchecked Sendable {
+    let continuation: AsyncStream<Update>.Continuation
+
+    init(_ continuation: AsyncStream<Update>.Continuation) { self.continuation = continuation }
+
+    func onUpdate(update: Update) { continuation.yield(update) }
+    func onError(error: ProliferateError) { continuation.finish() }
+    func onClosed() { continuation.finish() }
+}
+
+/// Hands out an expired token until asked to refresh, and records each ask; with no tokens, it
+/// throws.
+final class Tokens: TokenSource, @unchecked Sendable {
+    let expired: String?
+    let fresh: String?
+    private let lock = NSLock()
+    private var asks: [Bool] = []
+
+    init(expired: String?, fresh: String?) { (self.expired, self.fresh) = (expired, fresh) }
+
+    var asked: [Bool] { lock.withLock { asks } }
+
+    func token(refresh: Bool) async throws -> String {
+        lock.withLock { asks.append(refresh) }
+        guard let token = refresh ? fresh : expired else {
+            throw ProliferateError.Config(code: "internal", message: "no token in the keychain")
+        }
+        return token
     }
 }

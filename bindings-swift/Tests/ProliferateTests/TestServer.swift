@@ -81,11 +81,11 @@ final class TestServer {
         }
     }
 
-    func token(subject: String = "tester", organization: String = "acme") throws -> String {
+    func token(subject: String = "tester", organization: String = "acme", ttlSecs: Int = 86400) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Environment.serverProgram)
         process.arguments = ["token", "--data-dir", dataDirectory.path, "--subject", subject,
-                             "--organization", organization, "--scopes", "read,write,admin"]
+                             "--organization", organization, "--scopes", "read,write,admin", "--ttl-secs", String(ttlSecs)]
         let output = Pipe()
         process.standardOutput = output
         try process.run()
