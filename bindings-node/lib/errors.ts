@@ -1,10 +1,6 @@
 // Errors: one `ProliferateError` class whose `code` is the protocol's stable machine code.
 
-/** The protocol's error codes; newer servers may send others. */
-export type ErrorCode =
-  | "bad_request" | "unauthenticated" | "token_expired" | "forbidden" | "not_found" | "conflict"
-  | "cursor_expired" | "payload_too_large" | "limit_exceeded" | "agent_error" | "sandbox_error" | "unavailable"
-  | "timeout" | "slow_consumer" | "internal" | (string & {});
+import type { ErrorCode } from "./types";
 
 /** A failed call. `code` is the protocol's machine code, the same in every language. */
 export class ProliferateError extends Error {

@@ -5,6 +5,5 @@ export type { CallOptions, ClientAuth, SyncClientOptions } from "./client";
 export { SyncConnection } from "./connection";
 export type { ConnectOptions, PromptOptions, Update } from "./connection";
 export { ProliferateError } from "./errors";
-export type { ErrorCode } from "./errors";
 export { decodeAs, TranscriptReducer } from "./protocol";
 export * from "./types";

@@ -1,5 +1,5 @@
 // Typed wire values of protocol v1, generated from docs/schema/v1.json.
-// Do not edit: run `node bindings-node/generate-types.mjs`.
+// Do not edit: run `cargo run -p proliferate-codegen`.
 
 /** Payload of `agent_error`. */
 export interface AgentError {
@@ -93,7 +93,7 @@ export interface CreateSessionRequest {
 }
 
 /** A stable machine code. Known codes are listed; readers keep unknown ones. */
-export type ErrorCode = string;
+export type ErrorCode = "bad_request" | "unauthenticated" | "token_expired" | "forbidden" | "not_found" | "conflict" | "cursor_expired" | "payload_too_large" | "limit_exceeded" | "agent_error" | "sandbox_error" | "unavailable" | "timeout" | "slow_consumer" | "internal" | (string & {});
 
 /** Payload of `error`. */
 export interface ErrorFrame {

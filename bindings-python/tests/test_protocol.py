@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import pathlib
+import subprocess
 
 import pytest
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, server_program
 
 import proliferate
 from proliferate import types
@@ -56,9 +57,7 @@ def test_unknown_type_names_are_refused() -> None:
         proliferate.decode_as("Nonsense", {})
 
 
-def test_generated_types_match_the_schema() -> None:
-    spec = importlib.util.spec_from_file_location("generate_types", ROOT / "bindings-python/generate_types.py")
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
-    current = (ROOT / "bindings-python/python/proliferate/types.py").read_text()
-    assert generator.generate() == current, "run `python bindings-python/generate_types.py`"
+def test_generated_types_and_errors_match_the_schema() -> None:
+    codegen = pathlib.Path(server_program()).with_name("proliferate-codegen")
+    checked = subprocess.run([codegen, "--check"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr

@@ -9,9 +9,9 @@ use proliferate_client::{Auth, ClientError, ConnectionOptions, ReconnectPolicy};
 use crate::connection::Connection;
 use crate::error::{ProliferateError, bad_request};
 use crate::protocol::{convert, envelope};
-use crate::records::{
-    EventEnvelope, PromptAdmission, SandboxLimits, SessionInfo, SessionList, SnapshotInfo,
-    Transcript, UsageReport,
+use crate::records::EventEnvelope;
+use crate::wire::{
+    PromptAdmission, SandboxLimits, SessionInfo, SessionList, SnapshotInfo, Transcript, UsageReport,
 };
 
 /// How to build a client. Give `token`, or all three service fields, or neither with

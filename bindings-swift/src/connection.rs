@@ -10,7 +10,8 @@ use tokio::task::AbortHandle;
 use crate::client::decision_from;
 use crate::error::ProliferateError;
 use crate::protocol::{convert, update};
-use crate::records::{PromptAdmission, Update};
+use crate::records::Update;
+use crate::wire::PromptAdmission;
 
 /// Receives a subscription's updates, on a runtime thread.
 #[uniffi::export(with_foreign)]

@@ -1,5 +1,6 @@
 //! The UniFFI half of the `Proliferate` Swift package: conversion, async bridging and error
-//! mapping over `proliferate-client`. Wire values become records and enums (`records.rs`);
+//! mapping over `proliferate-client`. Wire values become records and enums (`wire.rs`, generated from the schema, and
+//! `records.rs`);
 //! failures become one error enum carrying the protocol's codes.
 
 /// Exports an `impl` block to Swift with its async methods on the tokio runtime: the one export
@@ -16,11 +17,13 @@ mod connection;
 mod error;
 mod protocol;
 mod records;
+mod wire;
 
 pub use client::{Client, ClientOptions, CreateSessionRequest};
 pub use connection::{CancelHandle, Connection, UpdateListener};
 pub use error::ProliferateError;
 pub use protocol::{TranscriptReducer, decode_event_envelope, normalize};
 pub use records::*;
+pub use wire::*;
 
 uniffi::setup_scaffolding!("proliferate");

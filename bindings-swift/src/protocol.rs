@@ -3,12 +3,13 @@
 
 use std::sync::Mutex;
 
-use proliferate_client::protocol::v1::{self, Event as WireEvent};
+use proliferate_client::protocol::v1;
 use proliferate_client::{ClientError, TranscriptReducer as WireReducer, Update as WireUpdate};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::{ProliferateError, bad_request};
-use crate::records::{Event, EventEnvelope, Transcript, Update};
+use crate::records::{EventEnvelope, Update};
+use crate::wire::Transcript;
 
 /// Converts a protocol value into its Swift record through their shared JSON shape.
 pub(crate) fn convert<T: DeserializeOwned>(value: &impl Serialize) -> Result<T, ProliferateError> {
@@ -19,19 +20,12 @@ pub(crate) fn convert<T: DeserializeOwned>(value: &impl Serialize) -> Result<T, 
 
 /// The Swift record of an event envelope; unknown event types keep their JSON.
 pub(crate) fn envelope(wire: &v1::EventEnvelope) -> Result<EventEnvelope, ProliferateError> {
-    let event = match &wire.event {
-        WireEvent::Unknown(raw) => Event::Unknown {
-            type_name: wire.event.type_name().to_owned(),
-            json: raw.to_string(),
-        },
-        known => convert(known)?,
-    };
     Ok(EventEnvelope {
         session_id: wire.session_id.clone(),
         seq: wire.seq,
         timestamp: wire.timestamp,
         event_type: wire.event.type_name().to_owned(),
-        event,
+        event: convert(&wire.event)?,
         json: serde_json::to_string(wire)
             .map_err(|error| ClientError::InvalidResponse(error.to_string()))?,
     })

@@ -1,4 +1,8 @@
-"""Errors: one `ProliferateError` base carrying the protocol's stable `code`, one subclass per code."""
+"""Errors: one `ProliferateError` base carrying the protocol's stable `code`, one subclass per code.
+
+Generated from the error codes of `docs/schema/v1.json`. Do not edit: run
+`cargo run -p proliferate-codegen`.
+"""
 
 from __future__ import annotations
 
@@ -33,31 +37,31 @@ class UnauthenticatedError(ProliferateError):
 
 
 class TokenExpiredError(UnauthenticatedError):
-    """The token has expired; get a fresh one and retry."""
+    """The token was valid once but has expired; get a fresh one and retry."""
 
     code = "token_expired"
 
 
 class ForbiddenError(ProliferateError):
-    """The credentials do not allow this (scope, organisation or session)."""
+    """The credentials are valid but do not allow this (scope, organisation or session)."""
 
     code = "forbidden"
 
 
 class NotFoundError(ProliferateError):
-    """No such session, snapshot, prompt or permission request, or not visible to the caller."""
+    """No such session, snapshot, prompt or permission request (or not visible to the caller)."""
 
     code = "not_found"
 
 
 class ConflictError(ProliferateError):
-    """The request conflicts with the current state."""
+    """The request conflicts with the current state, for example a transition the lifecycle forbids."""
 
     code = "conflict"
 
 
 class CursorExpiredError(ProliferateError):
-    """The cursor is older than what is retained; fetch the transcript instead."""
+    """The requested cursor is older than what is retained; fetch the transcript instead."""
 
     code = "cursor_expired"
 
@@ -66,6 +70,12 @@ class PayloadTooLargeError(ProliferateError):
     """The request or frame is larger than allowed."""
 
     code = "payload_too_large"
+
+
+class LimitExceededError(ProliferateError):
+    """A limit of the server is reached (queued prompts of a session, for example); retry once below it."""
+
+    code = "limit_exceeded"
 
 
 class AgentError(ProliferateError):
@@ -81,31 +91,25 @@ class SandboxError(ProliferateError):
 
 
 class UnavailableError(ProliferateError):
-    """The gateway cannot be reached or cannot serve this now; retry later."""
+    """The gateway or the session cannot serve this now (shutting down, not ready); retry later."""
 
     code = "unavailable"
 
 
 class TimedOutError(ProliferateError):
-    """No answer in time."""
+    """A dependency did not answer in time."""
 
     code = "timeout"
 
 
-class LimitExceededError(ProliferateError):
-    """A limit of the server is reached (queued prompts of a session, for example)."""
-
-    code = "limit_exceeded"
-
-
 class SlowConsumerError(ProliferateError):
-    """The connection fell too far behind and was closed; reconnect and resume."""
+    """The connection fell behind its send budget and was closed (WebSocket close 1013)."""
 
     code = "slow_consumer"
 
 
 class InternalError(ProliferateError):
-    """Something failed inside the gateway or the client."""
+    """Something failed inside the gateway."""
 
     code = "internal"
 
@@ -113,9 +117,9 @@ class InternalError(ProliferateError):
 ERRORS: dict[str, type[ProliferateError]] = {
     cls.code: cls
     for cls in (
-        BadRequestError, UnauthenticatedError, TokenExpiredError, ForbiddenError,
-        NotFoundError, ConflictError, CursorExpiredError, PayloadTooLargeError, LimitExceededError, AgentError,
-        SandboxError, UnavailableError, TimedOutError, SlowConsumerError, InternalError,
+        BadRequestError, UnauthenticatedError, TokenExpiredError, ForbiddenError, NotFoundError, ConflictError,
+        CursorExpiredError, PayloadTooLargeError, LimitExceededError, AgentError, SandboxError, UnavailableError,
+        TimedOutError, SlowConsumerError, InternalError,
     )
 }
 """The exception class for each known code; unknown codes raise `ProliferateError`."""

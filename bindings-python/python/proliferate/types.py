@@ -1,6 +1,6 @@
 """Typed wire values of protocol v1, generated from `docs/schema/v1.json`.
 
-Do not edit: run `python bindings-python/generate_types.py`.
+Do not edit: run `cargo run -p proliferate-codegen`.
 """
 
 from __future__ import annotations

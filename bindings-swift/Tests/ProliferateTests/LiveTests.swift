@@ -23,13 +23,13 @@ final class LiveTests: XCTestCase {
 
     func promptOf(_ event: Event, running: String?) -> String? {
         switch event {
-        case let .userMessage(_, promptId, _, _, _, _), let .turnStarted(promptId), let .turnCompleted(promptId),
-            let .turnCancelled(promptId, _), let .queuedPromptCancelled(promptId, _):
-            return promptId
-        case let .agentError(_, _, promptId):
-            return promptId
-        default:
-            return running
+        case let .userMessage(message): return message.promptId
+        case let .turnStarted(turn): return turn.promptId
+        case let .turnCompleted(turn): return turn.promptId
+        case let .turnCancelled(turn): return turn.promptId
+        case let .queuedPromptCancelled(cancelled): return cancelled.promptId
+        case let .agentError(error): return error.promptId
+        default: return running
         }
     }
 
@@ -38,8 +38,8 @@ final class LiveTests: XCTestCase {
             var text = ""
             var tools: [[String: String]] = []
             for part in message.parts {
-                if case let .text(_, partText, _) = part { text += partText }
-                if case let .tool(_, _, tool, status, _, _, _, _) = part { tools.append(["tool": tool, "status": status]) }
+                if case let .text(textPart) = part { text += textPart.text }
+                if case let .tool(call) = part { tools.append(["tool": call.tool, "status": call.status]) }
             }
             return ["role": message.role, "text": text, "tools": tools]
         }
@@ -73,7 +73,7 @@ final class LiveTests: XCTestCase {
                     if !seen.contains(where: { matches($0, nil) }) {
                         var running = try reducer.transcript().runningPromptId
                         let read = try await eventsUntil(connection) { envelope in
-                            if case let .turnStarted(started) = envelope.event { running = started }
+                            if case let .turnStarted(started) = envelope.event { running = started.promptId }
                             return matches(envelope, running)
                         }
                         for envelope in read { _ = try reducer.apply(envelope: envelope) }
@@ -164,11 +164,9 @@ final class LiveTests: XCTestCase {
         defer { watchdog.cancel() }
         let admission = try await connection.sendPrompt(content: "[[say:streamed to swift]]")
         var text = ""
-        var last: EventEnvelope?
         for try await envelope in connection.events() {
-            last = envelope
-            if case let .textDelta(_, _, delta) = envelope.event { text += delta }
-            if case let .turnCompleted(promptId) = envelope.event, promptId == admission.promptId { break }
+            if case let .textDelta(delta) = envelope.event { text += delta.delta }
+            if case let .turnCompleted(turn) = envelope.event, turn.promptId == admission.promptId { break }
         }
         XCTAssertEqual(text, "streamed to swift")
         let usage = try await client.usage(sessionId: session.id)
@@ -178,13 +176,20 @@ final class LiveTests: XCTestCase {
         XCTAssertEqual(session.model, "scripted/scripted-model")
         let before1970 = try await client.organizationUsage(start: nil, end: 0)
         XCTAssertEqual(before1970.requests, 0, "nothing was spent before 1970")
-        // The loop read nothing ahead: the cursor is its last event, and the next event goes to
-        // the next reader.
-        let through = try XCTUnwrap(last).seq
-        XCTAssertEqual(connection.lastSeq(), through)
-        _ = try await connection.sendPrompt(content: "[[say:again]]")
-        let next = try await eventsUntil(connection) { _ in true }
-        XCTAssertEqual(next.map(\.seq), [through + 1])
+        // A loop reads nothing ahead: over a replayed backlog, its cursor is its last event and
+        // the next event goes to the next reader.
+        let replaying = await client.connect(sessionId: session.id, afterSeq: 0)
+        let guardrail = deadline(120, replaying)
+        defer { guardrail.cancel() }
+        var taken: [UInt64] = []
+        for try await envelope in replaying.events() {
+            taken.append(envelope.seq)
+            if taken.count == 3 { break }
+        }
+        XCTAssertEqual(replaying.lastSeq(), 3)
+        let next = try await eventsUntil(replaying) { _ in true }
+        XCTAssertEqual(taken + next.map(\.seq), [1, 2, 3, 4])
+        await replaying.close()
         await connection.close()
         try await client.deleteSession(sessionId: session.id)
     }
@@ -201,8 +206,8 @@ final class LiveTests: XCTestCase {
         var text = ""
         for await update in updates {
             guard case let .event(envelope) = update else { continue }
-            if case let .textDelta(_, _, delta) = envelope.event { text += delta }
-            if case let .turnCompleted(promptId) = envelope.event, promptId == admission.promptId { break }
+            if case let .textDelta(delta) = envelope.event { text += delta.delta }
+            if case let .turnCompleted(turn) = envelope.event, turn.promptId == admission.promptId { break }
         }
         XCTAssertEqual(text, "pushed")
         XCTAssertFalse(handle.isFinished(), "the subscription runs until cancelled")
@@ -244,7 +249,13 @@ final class LiveTests: XCTestCase {
         defer { watchdog.cancel() }
         try await untilRunning(writer)
         let words = (1...300).map { "w\($0)" }.joined(separator: " ")
-        _ = try await writer.sendPrompt(content: "[[delay:5]] [[say:\(words)]]", promptId: "prm_checkpoint")
+        _ = try await writer.sendPrompt(content: "[[say:\(words)]]", promptId: "prm_checkpoint")
+        // The whole turn is in the log, so every resume replays a backlog the connection
+        // receives faster than the test takes it.
+        _ = try await eventsUntil(writer) { envelope in
+            if case let .turnCompleted(turn) = envelope.event { return turn.promptId == "prm_checkpoint" }
+            return false
+        }
         var random = SystemRandomNumberGenerator()
         var taken: [EventEnvelope] = []
         var checkpoint: UInt64 = 0
@@ -257,7 +268,7 @@ final class LiveTests: XCTestCase {
             for try await envelope in reader.events() {
                 taken.append(envelope)
                 take -= 1
-                if case let .turnCompleted(promptId) = envelope.event, promptId == "prm_checkpoint" { done = true }
+                if case let .turnCompleted(turn) = envelope.event, turn.promptId == "prm_checkpoint" { done = true }
                 if done || take == 0 { break }
                 try await Task.sleep(nanoseconds: UInt64.random(in: 0..<4_000_000, using: &random))
             }
@@ -329,17 +340,13 @@ final class LiveTests: XCTestCase {
 
     func testSandboxLimitsAskedForAreInForceAndAboveTheServersAreRefused() async throws {
         let client = try server.client()
-        let limits = SandboxLimits(
-            memoryBytes: 1 << 30, cpuMillicores: nil, processes: 256, openFiles: nil, diskBytes: nil,
-            enforcedBy: nil)
+        let limits = SandboxLimits(memoryBytes: 1 << 30, processes: 256)
         let session = try await client.createSession(
             request: CreateSessionRequest(limits: limits, egressAllow: ["*.github.com"]))
         XCTAssertEqual(session.limits?.memoryBytes, 1 << 30)
         XCTAssertEqual(session.limits?.processes, 256)
         XCTAssertEqual(session.egressAllow, ["*.github.com"])
-        let tooMuch = SandboxLimits(
-            memoryBytes: 1 << 50, cpuMillicores: nil, processes: nil, openFiles: nil, diskBytes: nil,
-            enforcedBy: nil)
+        let tooMuch = SandboxLimits(memoryBytes: 1 << 50)
         do {
             _ = try await client.createSession(request: CreateSessionRequest(limits: tooMuch))
             XCTFail("limits above the server's are refused")

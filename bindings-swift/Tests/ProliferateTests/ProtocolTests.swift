@@ -55,8 +55,8 @@ final class ProtocolTests: XCTestCase {
             }
         }
         let delta = try decodeEventEnvelope(json: frames.first { $0.text.contains("\"text_delta\"") }!.text)
-        guard case let .textDelta(_, _, text) = delta.event else { return XCTFail("a text_delta decodes to .textDelta") }
-        XCTAssertFalse(text.isEmpty)
+        guard case let .textDelta(payload) = delta.event else { return XCTFail("a text_delta decodes to .textDelta") }
+        XCTAssertFalse(payload.delta.isEmpty)
     }
 
     func testInvalidFixturesFailNamingTheProblem() throws {
@@ -75,5 +75,19 @@ final class ProtocolTests: XCTestCase {
         XCTAssertThrowsError(try normalize(typeName: "Nonsense", json: "{}")) { error in
             XCTAssertEqual((error as? ProliferateError)?.code, "bad_request")
         }
+    }
+
+    func testGeneratedRecordsMatchTheSchema() throws {
+        let codegen = URL(fileURLWithPath: Environment.serverProgram)
+            .deletingLastPathComponent().appendingPathComponent("proliferate-codegen")
+        let process = Process()
+        process.executableURL = codegen
+        process.arguments = ["--check"]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let report = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, report)
     }
 }

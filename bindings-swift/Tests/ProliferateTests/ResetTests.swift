@@ -20,7 +20,7 @@ final class ResetTests: XCTestCase {
         for answer in ["first answer", "second answer"] {
             let admission = try await connection.sendPrompt(content: "[[say:\(answer)]]")
             let read = try await eventsUntil(connection) { envelope in
-                if case let .turnCompleted(promptId) = envelope.event { return promptId == admission.promptId }
+                if case let .turnCompleted(turn) = envelope.event { return turn.promptId == admission.promptId }
                 return false
             }
             head = try XCTUnwrap(read.last).seq
@@ -65,7 +65,7 @@ final class ResetTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(transcript.throughSeq, head)
         let texts = transcript.messages.flatMap { message in
             message.parts.compactMap { part -> String? in
-                if case let .text(_, text, _) = part { return text }
+                if case let .text(textPart) = part { return textPart.text }
                 return nil
             }
         }

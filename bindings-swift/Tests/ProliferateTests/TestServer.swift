@@ -125,9 +125,9 @@ func untilRunning(_ connection: Connection) async throws {
         case let .connected(welcome) where welcome.status == "running":
             return
         case let .event(envelope):
-            if case let .statusChanged(status, reason) = envelope.event {
-                XCTAssertNotEqual(status, "failed", "the session failed: \(reason ?? "")")
-                if status == "running" || status == "failed" { return }
+            if case let .statusChanged(changed) = envelope.event {
+                XCTAssertNotEqual(changed.status, "failed", "the session failed: \(changed.reason ?? "")")
+                if changed.status == "running" || changed.status == "failed" { return }
             }
         default:
             continue

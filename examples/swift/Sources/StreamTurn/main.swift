@@ -21,19 +21,19 @@ do {
     let admission = try await connection.sendPrompt(content: prompt.isEmpty ? "Say hello" : prompt)
     streaming: for try await envelope in connection.events() {
         switch envelope.event {
-        case let .textDelta(_, _, delta):
-            print(delta, terminator: "")
+        case let .textDelta(text):
+            print(text.delta, terminator: "")
             fflush(stdout)
-        case let .toolStarted(_, _, _, tool, _):
-            print("\n[tool \(tool)]")
-        case let .toolCompleted(_, _, _, _, _, _, output):
-            print(output.trimmingCharacters(in: .newlines))
-        case let .permissionRequested(permissionId, permission, _, _, _, _, _):
-            print("\n[permission \(permission): allowing once]")
-            try await connection.replyPermission(permissionId: permissionId, decision: "once")
-        case let .agentError(_, message, _):
-            print("\n[agent error: \(message)]")
-        case let .turnCompleted(promptId) where promptId == admission.promptId:
+        case let .toolStarted(tool):
+            print("\n[tool \(tool.tool)]")
+        case let .toolCompleted(tool):
+            print(tool.output.trimmingCharacters(in: .newlines))
+        case let .permissionRequested(request):
+            print("\n[permission \(request.permission): allowing once]")
+            try await connection.replyPermission(permissionId: request.permissionId, decision: "once")
+        case let .agentError(error):
+            print("\n[agent error: \(error.message)]")
+        case let .turnCompleted(turn) where turn.promptId == admission.promptId:
             print()
             break streaming
         default:

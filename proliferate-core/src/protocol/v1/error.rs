@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::Extra;
 
 macro_rules! error_codes {
-    ($( $(#[$meta:meta])* $variant:ident = $name:literal, $status:literal; )*) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal, $status:literal; )*) => {
         /// A stable machine code. Codes this version does not know decode to `Unknown`.
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
         pub enum ErrorCode {
-            $( $(#[$meta])* $variant, )*
+            $( $(#[doc = $doc])* $variant, )*
             /// A code this version does not know, kept verbatim.
             Unknown(String),
             /// Something failed inside the gateway.
@@ -30,6 +30,15 @@ macro_rules! error_codes {
                     $( Self::$variant => $name, )*
                     Self::Internal => "internal",
                     Self::Unknown(code) => code,
+                }
+            }
+
+            /// What the code means, as its documentation says.
+            pub fn description(&self) -> &'static str {
+                match self {
+                    $( Self::$variant => concat!($($doc),*).trim_ascii(), )*
+                    Self::Internal => "Something failed inside the gateway.",
+                    Self::Unknown(_) => "A code this version does not know.",
                 }
             }
 
@@ -110,11 +119,14 @@ impl JsonSchema for ErrorCode {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let known: Vec<&str> = Self::ALL.iter().map(ErrorCode::as_str).collect();
+        let mut codes: Vec<serde_json::Value> = Self::ALL
+            .iter()
+            .map(|code| serde_json::json!({"const": code.as_str(), "description": code.description()}))
+            .collect();
+        codes.push(serde_json::json!({"type": "string", "description": "A code this version does not know."}));
         schemars::json_schema!({
-            "type": "string",
             "description": "A stable machine code. Known codes are listed; readers keep unknown ones.",
-            "examples": known,
+            "anyOf": codes,
         })
     }
 }
