@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use proliferate_client::PromptOptions;
-use tokio::task::AbortHandle;
+use proliferate_client::{PromptOptions, Subscription};
 
 use crate::client::decision_from;
 use crate::error::ProliferateError;
@@ -20,32 +19,47 @@ pub trait UpdateListener: Send + Sync {
     fn on_update(&self, update: Update);
     /// The connection failed for good; `on_closed` follows.
     fn on_error(&self, error: ProliferateError);
-    /// The subscription ended: closed, cancelled or failed.
+    /// The connection closed or failed; a cancelled subscription hears nothing more.
     fn on_closed(&self);
+}
+
+/// The Swift listener as the client's subscription calls it.
+struct Forward(Arc<dyn UpdateListener>);
+
+impl proliferate_client::Listener for Forward {
+    fn on_update(&self, next: proliferate_client::Update) {
+        // A value this version cannot convert still arrives, as its JSON.
+        let converted = update(&next).unwrap_or_else(|_| Update::Unknown {
+            json: serde_json::to_string(&next).unwrap_or_default(),
+        });
+        self.0.on_update(converted);
+    }
+
+    fn on_error(&self, error: proliferate_client::ClientError) {
+        self.0.on_error(error.into());
+    }
+
+    fn on_closed(&self) {
+        self.0.on_closed();
+    }
 }
 
 /// Stops a subscription. Dropping it stops the subscription too.
 #[derive(uniffi::Object)]
 pub struct CancelHandle {
-    task: AbortHandle,
+    subscription: Subscription,
 }
 
 #[uniffi::export]
 impl CancelHandle {
     /// Stops the subscription now; the listener hears nothing more.
     pub fn cancel(&self) {
-        self.task.abort();
+        self.subscription.cancel();
     }
 
     /// True once the subscription has ended: closed, failed or cancelled.
     pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-}
-
-impl Drop for CancelHandle {
-    fn drop(&mut self) {
-        self.task.abort();
+        self.subscription.is_finished()
     }
 }
 
@@ -90,30 +104,8 @@ impl Connection {
     /// Delivers every update to `listener` until the connection closes or the returned handle
     /// cancels (or is dropped).
     pub async fn subscribe(&self, listener: Arc<dyn UpdateListener>) -> Arc<CancelHandle> {
-        let connection = self.connection.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let next = connection.next().await;
-                match next.map(|result| result.map_err(ProliferateError::from)) {
-                    Some(Ok(next)) => match update(&next) {
-                        Ok(value) => listener.on_update(value),
-                        Err(error) => {
-                            listener.on_error(error);
-                            break;
-                        }
-                    },
-                    Some(Err(error)) => {
-                        listener.on_error(error);
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            listener.on_closed();
-        });
-        Arc::new(CancelHandle {
-            task: task.abort_handle(),
-        })
+        let subscription = self.connection.subscribe(Arc::new(Forward(listener)));
+        Arc::new(CancelHandle { subscription })
     }
 
     /// Sends a prompt and returns its admission; resent across reconnects, with the same id,

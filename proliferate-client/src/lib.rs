@@ -30,7 +30,9 @@ mod error;
 
 pub use auth::{Auth, TokenSource};
 pub use client::{Client, ClientBuilder};
-pub use connection::{Connection, ConnectionOptions, PromptOptions, ReconnectPolicy, Update};
+pub use connection::{
+    Connection, ConnectionOptions, Listener, PromptOptions, ReconnectPolicy, Subscription, Update,
+};
 pub use error::ClientError;
 pub use proliferate_core::protocol;
 pub use proliferate_core::transcript::TranscriptReducer;

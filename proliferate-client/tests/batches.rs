@@ -22,12 +22,7 @@ async fn next_batch(
 async fn a_backlog_arrives_in_batches_with_every_seq_once_then_the_final_error() {
     let mut server = TestServer::start().await;
     let client = client(&server.url());
-    let session = client
-        .create_session(&CreateSessionRequest::default())
-        .await
-        .unwrap();
-    let mut writer = client.connect(&session.id, ConnectionOptions::default());
-    until_running(&mut writer).await;
+    let (session, mut writer) = running_session(&client).await;
     writer
         .send_prompt("[[stamps:300]]", Default::default())
         .await

@@ -5,7 +5,6 @@ mod support;
 
 use std::time::Duration;
 
-use proliferate_client::protocol::v1::*;
 use proliferate_client::{ConnectionOptions, PromptOptions, Update};
 use support::*;
 
@@ -13,12 +12,7 @@ use support::*;
 async fn resuming_from_checkpoints_taken_at_random_points_yields_every_event_once() {
     let server = TestServer::start().await;
     let client = client(&server.url());
-    let session = client
-        .create_session(&CreateSessionRequest::default())
-        .await
-        .unwrap();
-    let mut writer = client.connect(&session.id, ConnectionOptions::default());
-    until_running(&mut writer).await;
+    let (session, mut writer) = running_session(&client).await;
     let prompt = PromptOptions {
         prompt_id: Some("prm_checkpoint".into()),
         ..Default::default()

@@ -123,12 +123,7 @@ async fn a_connection_cut_again_and_again_still_yields_every_seq_once() {
 async fn a_restarted_server_is_resumed_from_the_cursor() {
     let mut server = TestServer::start().await;
     let client = client(&server.url());
-    let session = client
-        .create_session(&CreateSessionRequest::default())
-        .await
-        .unwrap();
-    let mut connection = client.connect(&session.id, ConnectionOptions::default());
-    until_running(&mut connection).await;
+    let (_, mut connection) = running_session(&client).await;
     let start = connection.last_seq();
     connection
         .send_prompt(

@@ -122,6 +122,17 @@ pub fn ends_turn(envelope: &EventEnvelope, prompt_id: &str) -> bool {
     }
 }
 
+/// A new session, and a connection to it once its agent runs.
+pub async fn running_session(client: &Client) -> (SessionInfo, Connection) {
+    let session = client
+        .create_session(&CreateSessionRequest::default())
+        .await
+        .unwrap();
+    let mut connection = client.connect(&session.id, Default::default());
+    until_running(&mut connection).await;
+    (session, connection)
+}
+
 /// Waits until the session runs.
 pub async fn until_running(connection: &mut Connection) {
     loop {
