@@ -265,6 +265,7 @@ final class LiveTests: XCTestCase {
             let reader = await client.connect(sessionId: session.id, afterSeq: checkpoint)
             let guardrail = deadline(120, reader)
             var take = Int.random(in: 1...40, using: &random)
+            let before = taken.count
             for try await envelope in reader.events() {
                 taken.append(envelope)
                 take -= 1
@@ -277,6 +278,7 @@ final class LiveTests: XCTestCase {
             XCTAssertEqual(checkpoint, taken.last?.seq)
             await reader.close()
             resumes += 1
+            guard taken.count > before else { return XCTFail("resuming after \(checkpoint) read nothing") }
         }
         XCTAssertGreaterThanOrEqual(resumes, 5)
         XCTAssertEqual(taken.map(\.seq), Array(1...UInt64(taken.count)), "every seq once, in order")
