@@ -9,7 +9,9 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use proliferate_core::agent::AgentUpdate;
 use proliferate_core::agent::opencode::translate::Translator;
-use proliferate_core::protocol::v1::Event;
+use proliferate_core::protocol::v1::{
+    Event, ReasoningCompleted, ReasoningDelta, TextCompleted, TextDelta,
+};
 use serde_json::{Value, json};
 
 const SESSION: &str = "ses_fuzz";
@@ -108,19 +110,23 @@ impl Promises {
                 let first = self.completed_messages.insert(completed.message_id.clone());
                 assert!(first, "message completed twice");
             }
-            Event::TextDelta(delta) | Event::ReasoningDelta(delta) => {
-                assert!(
-                    self.started_messages.contains(&delta.message_id),
-                    "delta first"
-                );
+            Event::TextDelta(TextDelta { message_id, .. })
+            | Event::ReasoningDelta(ReasoningDelta { message_id, .. }) => {
+                assert!(self.started_messages.contains(message_id), "delta first");
             }
-            Event::TextCompleted(text) | Event::ReasoningCompleted(text) => {
+            Event::TextCompleted(TextCompleted {
+                message_id,
+                part_id,
+                ..
+            })
+            | Event::ReasoningCompleted(ReasoningCompleted {
+                message_id,
+                part_id,
+                ..
+            }) => {
+                assert!(self.started_messages.contains(message_id), "text first");
                 assert!(
-                    self.started_messages.contains(&text.message_id),
-                    "text first"
-                );
-                assert!(
-                    self.completed_texts.insert(text.part_id.clone()),
+                    self.completed_texts.insert(part_id.clone()),
                     "completed twice"
                 );
             }
