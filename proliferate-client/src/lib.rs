@@ -27,12 +27,12 @@ mod auth;
 mod client;
 mod connection;
 mod error;
+mod subscription;
 
 pub use auth::{Auth, TokenSource};
 pub use client::{Client, ClientBuilder};
-pub use connection::{
-    Connection, ConnectionOptions, Listener, PromptOptions, ReconnectPolicy, Subscription, Update,
-};
+pub use connection::{Connection, ConnectionOptions, PromptOptions, ReconnectPolicy, Update};
 pub use error::ClientError;
 pub use proliferate_core::protocol;
 pub use proliferate_core::transcript::TranscriptReducer;
+pub use subscription::{Listener, Subscription};
