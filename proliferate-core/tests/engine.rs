@@ -9,109 +9,13 @@ use std::time::Duration;
 
 use proliferate_core::GatewayError;
 use proliferate_core::agent::AgentUpdate;
-use proliferate_core::agent::fake::{AgentCall, FakeAgent};
+use proliferate_core::agent::fake::AgentCall;
 use proliferate_core::hub::{HubConfig, Subscription, SubscriptionEnded};
 use proliferate_core::protocol::v1::*;
-use proliferate_core::sandbox::fake::{FakeProvider, FakeSandboxState, Operation};
+use proliferate_core::sandbox::fake::FakeProvider;
 use proliferate_core::store::{MemoryStore, MetadataStore, PromptRecord, PromptState};
 use support::Engine;
-
-/// Longer than any timer a test configures, so a wait that runs out means the event never came.
-const PATIENCE: Duration = Duration::from_secs(24 * 3600);
-
-impl Engine {
-    async fn create(&self) -> SessionInfo {
-        let request = CreateSessionRequest::default();
-        let (session, _) = (self.gateway.create_session(&self.who, request, None).await).unwrap();
-        session
-    }
-
-    async fn connect(&self, session_id: &str, after_seq: u64) -> Subscription {
-        let connecting = self
-            .gateway
-            .connect(&self.who, session_id, after_seq, "test");
-        connecting.await.unwrap()
-    }
-
-    async fn prompt(&self, session_id: &str, text: &str) -> Result<PromptAdmission, GatewayError> {
-        let request = SendMessageRequest {
-            content: text.into(),
-            ..Default::default()
-        };
-        (self
-            .gateway
-            .send_prompt(&self.who, session_id, request, "test"))
-        .await
-    }
-
-    /// Connects with `after_seq` 1 and returns the `reset` that must follow the welcome.
-    async fn reset_after_seq_one(&self, session_id: &str) -> Reset {
-        let mut behind = self.connect(session_id, 1).await;
-        assert!(matches!(
-            next(&mut behind).await,
-            Ok(ServerFrame::Welcome(_))
-        ));
-        match next(&mut behind).await {
-            Ok(ServerFrame::Reset(reset)) => reset,
-            other => panic!("a client behind the log is reset, not sent {other:?}"),
-        }
-    }
-
-    /// A running session, its agent, and a stream that has seen it start.
-    async fn running(&self) -> (SessionInfo, FakeAgent, Subscription) {
-        let session = self.create().await;
-        let mut stream = self.connect(&session.id, 0).await;
-        let agent = self.driver.next_agent().await.unwrap();
-        until(&mut stream, |event| {
-            matches!(event, Event::StatusChanged(changed) if changed.status == SessionStatus::Running)
-        })
-        .await;
-        (session, agent, stream)
-    }
-}
-
-/// The next frame of a stream, decoded.
-async fn next(stream: &mut Subscription) -> Result<ServerFrame, SubscriptionEnded> {
-    let bytes = tokio::time::timeout(PATIENCE, stream.next())
-        .await
-        .expect("a frame before the patience ran out")?;
-    Ok(serde_json::from_slice(&bytes).unwrap())
-}
-
-/// Reads events until one matches; returns every event read, the match last.
-async fn until(stream: &mut Subscription, wanted: impl Fn(&Event) -> bool) -> Vec<EventEnvelope> {
-    let mut seen = Vec::new();
-    loop {
-        if let ServerFrame::Event(envelope) = next(stream).await.unwrap() {
-            let found = wanted(&envelope.event);
-            seen.push(envelope);
-            if found {
-                return seen;
-            }
-        }
-    }
-}
-
-/// Every text part of a transcript, joined.
-fn text_of(transcript: &Transcript) -> String {
-    (transcript.messages.iter())
-        .flat_map(|message| message.parts.iter())
-        .filter_map(|part| match part {
-            TranscriptPart::Text(text) => Some(text.text.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn config() -> HubConfig {
-    HubConfig {
-        heartbeat_interval: Duration::from_secs(15),
-        permission_timeout: Duration::from_secs(60),
-        cancel_grace: Duration::from_secs(10),
-        idle_grace: Duration::from_secs(120),
-        ..HubConfig::default()
-    }
-}
+use support::engine::*;
 
 #[tokio::test(start_paused = true)]
 async fn a_permission_nobody_answers_gets_the_default_when_it_expires() {
@@ -205,44 +109,6 @@ async fn a_turn_the_agent_will_not_stop_is_cancelled_after_the_grace_and_its_lat
         })
         .collect();
     assert_eq!(texts, ["the second's answer"], "{seen:#?}");
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_idle_session_pauses_itself_once_its_grace_runs_out_and_not_while_watched() {
-    let engine = Engine::start(config()).await;
-    let (session, mut agent, mut stream) = engine.running().await;
-    engine.prompt(&session.id, "go").await.unwrap();
-    agent.next_prompt().await.unwrap();
-    agent.finish().await;
-    until(&mut stream, |e| matches!(e, Event::TurnCompleted(_))).await;
-
-    // Control: while a client watches, ten graces pass and the session stays up (the client
-    // hears heartbeats, and the announcement of its own join).
-    let watched_until = tokio::time::Instant::now() + config().idle_grace * 10;
-    while tokio::time::Instant::now() < watched_until {
-        assert!(matches!(
-            next(&mut stream).await,
-            Ok(ServerFrame::Heartbeat(_) | ServerFrame::PresenceChanged(_))
-        ));
-    }
-    assert_eq!(engine.provider.calls(Operation::Pause), 0);
-
-    drop(stream);
-    let left_at = tokio::time::Instant::now();
-    let paused = loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let record = engine.store.session(&session.id).await.unwrap().unwrap();
-        if record.info.status == SessionStatus::Paused {
-            break left_at.elapsed();
-        }
-    };
-    assert!(paused >= config().idle_grace, "paused after {paused:?}");
-    assert!(paused <= config().idle_grace + Duration::from_secs(1));
-    assert_eq!(
-        engine.provider.sandbox(&session.id),
-        Some(FakeSandboxState::Paused)
-    );
-    assert_eq!(agent.next_call().await, None, "the paused agent was let go");
 }
 
 #[tokio::test(start_paused = true)]

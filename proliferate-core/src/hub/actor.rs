@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::fanout::{FanOut, Frame};
+use super::lifecycle::Lifecycle;
 use super::permissions::Permissions;
 use super::turn_queue::TurnQueue;
 use super::{Attached, Command, HubHandle, Reply};
@@ -33,11 +34,8 @@ const PAGE: u32 = 1000;
 /// Room for an event's envelope (session, seq, time) within the event size limit.
 const ENVELOPE_BYTES: usize = 256;
 
-enum Agent {
-    Down,
-    Booting,
-    Up(Arc<dyn AgentControl>),
-}
+/// What the hub's lifecycle asks it to do.
+type Effect = super::lifecycle::Effect<Arc<dyn AgentControl>, Reply<SessionInfo>>;
 
 /// What a slow call, run as a task off the hub's loop, reports when it finishes. The loop
 /// keeps streaming, beating and admitting meanwhile.
@@ -50,8 +48,10 @@ pub(super) enum Done {
     Prompted(String, Result<(), GatewayError>),
     /// The agent took a person's answer to a permission request, or not.
     PermissionAnswered(PermissionAnswer, Result<(), GatewayError>),
-    /// The sandbox paused, or failed to, for this reason.
-    Paused(String, Result<(), GatewayError>),
+    /// The sandbox stopped, or failed to.
+    Stopped(Result<(), GatewayError>),
+    /// The sandbox was terminated and the session deleted, or not.
+    Deleted(Result<(), GatewayError>),
 }
 
 /// A person's answer to a permission request, on its way to the agent.
@@ -88,12 +88,10 @@ struct Hub {
     next_age_check: Option<Instant>,
     reducer: TranscriptReducer,
     fanout: FanOut,
-    agent: Agent,
+    lifecycle: Lifecycle<Arc<dyn AgentControl>, Reply<SessionInfo>>,
     updates: Option<mpsc::Receiver<AgentUpdate>>,
     done: mpsc::Sender<Done>,
     agent_endpoint: Option<AgentEndpoint>,
-    resume_waiters: Vec<Reply<SessionInfo>>,
-    pause_waiters: Vec<Reply<SessionInfo>>,
     /// Set when the session is deleted, so its clients are told it ended rather than that its
     /// hub stopped.
     deleted: Arc<std::sync::atomic::AtomicBool>,
@@ -110,6 +108,8 @@ struct Hub {
     dormant_since: Option<Instant>,
     /// Set when the hub leaves memory (see [`crate::gateway`]'s hub table).
     evicted: bool,
+    /// The answer to a delete, sent once the session is gone.
+    deleting: Option<Reply<()>>,
 }
 
 /// Loads a session's state from the store and starts its hub.
@@ -188,12 +188,10 @@ pub(crate) async fn spawn(
         answers: Vec::new(),
         next_age_check: None,
         reducer,
-        agent: Agent::Down,
+        lifecycle: Lifecycle::default(),
         updates: None,
         done,
         agent_endpoint: None,
-        resume_waiters: Vec::new(),
-        pause_waiters: Vec::new(),
         deleted: Arc::default(),
         earliest_retained,
         turns,
@@ -203,6 +201,7 @@ pub(crate) async fn spawn(
         in_flight: 0,
         dormant_since: None,
         evicted: false,
+        deleting: None,
     };
     for prompt in interrupted {
         hub.append(Event::AgentError(AgentError {
@@ -263,7 +262,7 @@ impl Hub {
                     Some(command) => self.handle(command).await,
                 },
                 update = next_update(&mut self.updates) => self.on_update(update).await.map(|()| true),
-                Some(done) = done.recv() => self.on_done(done).await.map(|()| true),
+                Some(done) = done.recv() => self.on_done(done).await,
                 written = writes::written(&mut self.writing) => self.on_written(written).await.map(|()| true),
                 () = tokio::time::sleep_until(deadline) => self.on_deadlines().await.map(|()| true),
                 () = sleep_until(self.fanout.presence_due()) => {
@@ -305,7 +304,7 @@ impl Hub {
         }
         self.services.metrics.set_queued_prompts(&session_id, 0);
         self.services.metrics.set_connections(&session_id, 0);
-        if let Agent::Up(_) | Agent::Booting = self.agent {
+        if self.lifecycle.runs() {
             let _ = self.services.provider.pause(&session_id).await;
         }
         self.services.metrics.hub_stopped();
@@ -349,10 +348,11 @@ impl Hub {
         });
     }
 
-    async fn on_done(&mut self, done: Done) -> Result<(), GatewayError> {
+    /// Handles what a slow call reported; false when the hub must stop.
+    async fn on_done(&mut self, done: Done) -> Result<bool, GatewayError> {
         self.in_flight -= 1;
         match done {
-            Done::Booted(result) => self.on_booted(result).await,
+            Done::Booted(result) => self.on_booted(result).await?,
             Done::Snapshot(result, reply) => {
                 if let Ok(info) = &result {
                     self.append(Event::SnapshotSaved(SnapshotSaved {
@@ -361,9 +361,8 @@ impl Hub {
                     }));
                 }
                 self.answer_when_staged_written(reply, result);
-                Ok(())
             }
-            Done::Prompted(prompt_id, result) => self.on_prompted(prompt_id, result).await,
+            Done::Prompted(prompt_id, result) => self.on_prompted(prompt_id, result).await?,
             Done::PermissionAnswered(answer, result) => {
                 if self
                     .permissions
@@ -373,10 +372,18 @@ impl Hub {
                     self.log_resolved(&answer.permission_id, answer.decision, by, false);
                 }
                 self.answer_when_staged_written(answer.reply, result);
-                Ok(())
             }
-            Done::Paused(reason, result) => self.on_paused(&reason, result).await,
+            Done::Stopped(result) => self.on_stopped(result).await?,
+            Done::Deleted(result) => {
+                self.deleted
+                    .store(result.is_ok(), std::sync::atomic::Ordering::SeqCst);
+                if let Some(reply) = self.deleting.take() {
+                    let _ = reply.send(result);
+                }
+                return Ok(false);
+            }
         }
+        Ok(true)
     }
 
     // ----- the log --------------------------------------------------------------------------
@@ -447,6 +454,14 @@ impl Hub {
         Ok(())
     }
 
+    /// The session as it will be once what is staged is written.
+    pub(super) fn info_as_staged(&self) -> SessionInfo {
+        SessionInfo {
+            head_seq: self.head_seq,
+            ..self.record.info.clone()
+        }
+    }
+
     /// The session, with the newest seq its log holds.
     pub(super) fn info(&self) -> SessionInfo {
         SessionInfo {
@@ -481,7 +496,7 @@ impl Hub {
         self.expire_admissions(now);
         let default = self.services.config.permission_default;
         for permission_id in self.permissions.expired(now) {
-            if let Agent::Up(control) = &self.agent {
+            if let Some(control) = self.lifecycle.agent() {
                 let (control, id) = (control.clone(), permission_id.clone());
                 let session_id = self.record.info.id.clone();
                 tokio::spawn(async move {
@@ -504,15 +519,15 @@ impl Hub {
             .is_some_and(|since| since + self.services.config.idle_grace <= now)
         {
             self.idle_since = None;
-            self.pause("idle").await?;
+            self.pause("idle", None)?;
         }
         self.evicted = self
             .dormant_since
             .is_some_and(|since| since + self.services.config.evict_after <= now);
         // Prompts may wait on a turn that just ended, or on a flush the store refused.
-        match self.agent {
-            Agent::Up(_) => self.advance().await,
-            _ => Ok(()),
+        match self.lifecycle.agent() {
+            Some(_) => self.advance().await,
+            None => Ok(()),
         }
     }
 
@@ -526,13 +541,11 @@ impl Hub {
             self.idle_since = Some(Instant::now());
         }
         let dormant = self.fanout.is_empty()
-            && matches!(self.agent, Agent::Down)
+            && self.lifecycle.is_settled()
             && !agent_should_run(self.record.info.status)
             && self.in_flight == 0
             && self.turns.is_idle()
-            && !self.unflushed()
-            && self.pause_waiters.is_empty()
-            && self.resume_waiters.is_empty();
+            && !self.unflushed();
         if !dormant {
             self.dormant_since = None;
         } else if self.dormant_since.is_none() {
@@ -542,7 +555,7 @@ impl Hub {
 
     /// Beats to every connection, and renews the running sandbox's token.
     fn heartbeat(&mut self) {
-        if !matches!(self.agent, Agent::Down) {
+        if self.lifecycle.runs() {
             let lease = self.services.config.sandbox_token_lease();
             (self.services.authenticator).renew_sandbox_token(&self.record.info.id, lease);
         }

@@ -10,6 +10,7 @@
 mod actor;
 mod fanout;
 pub mod fit;
+mod lifecycle;
 mod permissions;
 mod queue;
 mod subscription;

@@ -50,12 +50,14 @@ impl Permissions {
     }
 
     /// Settles a pending request (answered, or its default applied); false if it was not
-    /// pending, so it is reported settled once.
+    /// pending, so it is reported settled once, or if a person's answer to it is on its way: the
+    /// agent may report that answer taken before the hub hears so, and it is settled, with its
+    /// answerer, by [`Permissions::delivered`].
     pub fn settle(&mut self, permission_id: &str) -> bool {
-        if self.pending.remove(permission_id).is_none() {
+        if self.answering.contains(permission_id) || !self.pending.contains_key(permission_id) {
             return false;
         }
-        self.answering.remove(permission_id);
+        self.pending.remove(permission_id);
         self.settled.insert(permission_id.to_owned());
         true
     }
@@ -112,6 +114,19 @@ mod tests {
         assert!(permissions.delivered("a", true));
         assert_eq!(code(permissions.answer("a")), ErrorCode::Conflict);
         assert!(!permissions.settle("a"), "settled once");
+    }
+
+    #[test]
+    fn the_agent_reporting_an_answer_on_its_way_leaves_it_to_the_answer() {
+        let (start, mut permissions) = (Instant::now(), Permissions::default());
+        permissions.ask("a".into(), at(start, 60));
+        permissions.answer("a").unwrap();
+        assert!(!permissions.settle("a"), "the agent's report of the answer");
+        assert!(
+            permissions.delivered("a", true),
+            "settled by the answer, once"
+        );
+        assert!(!permissions.settle("a"));
     }
 
     #[test]

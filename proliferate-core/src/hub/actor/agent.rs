@@ -3,30 +3,86 @@
 use super::*;
 
 impl Hub {
-    /// Boots the sandbox if the session has none and may have one (implicit resume).
-    pub(super) async fn ensure_agent(&mut self) -> Result<(), GatewayError> {
-        if !matches!(self.agent, Agent::Down) {
-            return Ok(());
-        }
-        let next = match self.record.info.status {
-            SessionStatus::Pending => SessionStatus::Starting,
-            SessionStatus::Paused | SessionStatus::Failed => SessionStatus::Resuming,
-            _ => return Ok(()),
-        };
-        let (organization_id, session_id) =
-            (&self.record.info.organization_id, &self.record.info.id);
-        let cap = self.services.config.max_live_sessions_per_organization;
-        if !self.services.live.claim(organization_id, session_id, cap) {
-            return Err(GatewayError::LimitExceeded(format!(
+    /// Resumes the session if it has no agent and may have one (implied by a connection or a
+    /// prompt, or asked by `waiter`).
+    pub(super) fn ensure_agent(
+        &mut self,
+        waiter: Option<Reply<SessionInfo>>,
+    ) -> Result<(), GatewayError> {
+        let (services, info) = (&self.services, &self.record.info);
+        let cap = services.config.max_live_sessions_per_organization;
+        let claim = || match services.live.claim(&info.organization_id, &info.id, cap) {
+            true => Ok(()),
+            false => Err(GatewayError::LimitExceeded(format!(
                 "the organisation already runs {} sessions, its limit; pause one first",
                 cap.unwrap_or_default()
-            )));
+            ))),
+        };
+        let effects = self.lifecycle.resume(info.status, waiter, claim)?;
+        self.carry_out(effects)
+    }
+
+    /// Carries out what the lifecycle returned, in order.
+    pub(super) fn carry_out(&mut self, effects: Vec<Effect>) -> Result<(), GatewayError> {
+        for effect in effects {
+            match effect {
+                Effect::EndTurn(agent) => {
+                    if self.turns.running_prompt().is_some() {
+                        if let Some(agent) = agent {
+                            self.abort_off_the_loop(agent);
+                        }
+                        self.end_turn(true);
+                    }
+                }
+                Effect::Status(status, reason) => self.set_status(status, &reason)?,
+                Effect::Boot => self.boot(),
+                Effect::Stop => {
+                    let (provider, session_id) =
+                        (self.services.provider.clone(), self.record.info.id.clone());
+                    self.off_the_loop(async move {
+                        Done::Stopped(provider.pause(&session_id).await.map_err(Into::into))
+                    });
+                }
+                Effect::Delete => {
+                    let (services, session_id) =
+                        (self.services.clone(), self.record.info.id.clone());
+                    self.off_the_loop(async move {
+                        let result = async {
+                            services.provider.terminate(&session_id).await?;
+                            services.store.delete_session(&session_id).await?;
+                            Ok(())
+                        };
+                        Done::Deleted(result.await)
+                    });
+                }
+                Effect::Release => {
+                    self.updates = None;
+                    let info = &self.record.info;
+                    self.services.live.release(&info.organization_id, &info.id);
+                    (self.services.authenticator).revoke_sandbox_token(&info.id);
+                }
+                Effect::Answer(waiters) => {
+                    for waiter in waiters {
+                        self.answer_when_staged_written(waiter, Ok(self.info_as_staged()));
+                    }
+                }
+                Effect::Fail(waiters, error) => {
+                    let message = error.to_string();
+                    let mut error = Some(error);
+                    for waiter in waiters {
+                        let error = (error.take())
+                            .unwrap_or_else(|| GatewayError::Unavailable(message.clone()));
+                        let _ = waiter.send(Err(error));
+                    }
+                }
+                Effect::Resume => self.ensure_agent(None)?,
+            }
         }
-        if let Err(error) = self.set_status(next, "requested") {
-            self.agent_down();
-            return Err(error);
-        }
-        self.agent = Agent::Booting;
+        Ok(())
+    }
+
+    /// Starts the sandbox and attaches the agent off the loop; [`Hub::on_booted`] finishes.
+    fn boot(&mut self) {
         let services = self.services.clone();
         let spec = crate::sandbox::SandboxSpec {
             session_id: self.record.info.id.clone(),
@@ -59,7 +115,6 @@ impl Hub {
                 .await,
             )
         });
-        Ok(())
     }
 
     pub(super) async fn on_booted(
@@ -68,35 +123,31 @@ impl Hub {
     ) -> Result<(), GatewayError> {
         match result {
             Ok((sandbox, session)) => {
+                if !self.lifecycle.is_booting() {
+                    // Deleted while it booted.
+                    return Ok(());
+                }
                 self.record.agent_session_id = Some(session.control.agent_session_id().to_owned());
                 self.record.info.isolation = Some(sandbox.isolation);
                 self.record.info.limits = Some(sandbox.limits);
                 self.agent_endpoint = Some(sandbox.agent);
-                self.agent = Agent::Up(session.control);
                 self.updates = Some(session.updates);
-                self.set_status(SessionStatus::Running, "agent_ready")?;
-                let info = SessionInfo {
-                    head_seq: self.head_seq,
-                    ..self.record.info.clone()
-                };
-                for waiter in std::mem::take(&mut self.resume_waiters) {
-                    self.answer_when_staged_written(waiter, Ok(info.clone()));
-                }
+                let effects = self.lifecycle.booted(session.control);
+                self.carry_out(effects)?;
                 self.advance().await
             }
             Err(error) => {
-                self.agent_down();
+                if !self.lifecycle.is_booting() {
+                    return Ok(());
+                }
                 tracing::error!(session_id = %self.record.info.id, error = %error, "agent failed to start");
                 self.append(Event::AgentError(AgentError {
                     kind: "agent_unreachable".into(),
                     message: error.to_string(),
                     ..Default::default()
                 }));
-                self.set_status(SessionStatus::Failed, "start_failed")?;
-                for waiter in self.resume_waiters.drain(..) {
-                    let _ = waiter.send(Err(GatewayError::Unavailable(error.to_string())));
-                }
-                Ok(())
+                let effects = self.lifecycle.boot_failed(&error);
+                self.carry_out(effects)
             }
         }
     }
@@ -152,20 +203,9 @@ impl Hub {
         self.append(event);
     }
 
-    /// The agent's run is over: no more updates, and its sandbox token stops working.
-    pub(super) fn agent_down(&mut self) {
-        self.updates = None;
-        self.agent = Agent::Down;
-        let info = &self.record.info;
-        self.services.live.release(&info.organization_id, &info.id);
-        self.services
-            .authenticator
-            .revoke_sandbox_token(&self.record.info.id);
-    }
-
+    /// The agent stopped: its turn ends, its sandbox stops off the loop, and the session fails.
     pub(super) async fn agent_lost(&mut self, reason: String) -> Result<(), GatewayError> {
         tracing::error!(session_id = %self.record.info.id, reason, "agent lost");
-        self.agent_down();
         let prompt_id = self.turns.running_prompt().map(str::to_owned);
         let over_limit = self
             .services
@@ -186,65 +226,32 @@ impl Hub {
                 ..Default::default()
             },
         }));
-        self.end_turn(true);
-        let _ = self.services.provider.pause(&self.record.info.id).await;
-        if self.record.info.status == SessionStatus::Running {
-            self.set_status(SessionStatus::Failed, "agent_exited")?;
-        }
-        Ok(())
+        let effects = self.lifecycle.lost(self.record.info.status);
+        self.carry_out(effects)
     }
 
-    /// Starts pausing: the running turn is cancelled, the sandbox pauses off the loop, and
-    /// [`Hub::on_paused`] finishes.
-    pub(super) async fn pause(&mut self, reason: &str) -> Result<(), GatewayError> {
-        check_transition(self.record.info.status, SessionStatus::Pausing)?;
-        if self.turns.running_prompt().is_some() {
-            self.abort_off_the_loop();
-            self.end_turn(true);
-        }
-        self.set_status(SessionStatus::Pausing, reason)?;
-        self.agent_down();
-        let (provider, session_id) = (self.services.provider.clone(), self.record.info.id.clone());
-        let reason = reason.to_owned();
-        self.off_the_loop(async move {
-            let result = provider.pause(&session_id).await;
-            Done::Paused(reason, result.map_err(Into::into))
-        });
-        Ok(())
-    }
-
-    pub(super) async fn on_paused(
+    /// Starts pausing, asked by `waiter` or for being idle: the running turn is cancelled, the
+    /// sandbox pauses off the loop, and [`Hub::on_stopped`] finishes.
+    pub(super) fn pause(
         &mut self,
         reason: &str,
+        waiter: Option<Reply<SessionInfo>>,
+    ) -> Result<(), GatewayError> {
+        let effects = (self.lifecycle).pause(self.record.info.status, reason, waiter)?;
+        self.carry_out(effects)
+    }
+
+    /// The sandbox stopped, or failed to.
+    pub(super) async fn on_stopped(
+        &mut self,
         result: Result<(), GatewayError>,
     ) -> Result<(), GatewayError> {
-        let waiters = std::mem::take(&mut self.pause_waiters);
-        match result {
-            Ok(()) => {
-                self.set_status(SessionStatus::Paused, reason)?;
-                let info = SessionInfo {
-                    head_seq: self.head_seq,
-                    ..self.record.info.clone()
-                };
-                for waiter in waiters {
-                    self.answer_when_staged_written(waiter, Ok(info.clone()));
-                }
-                // Prompts admitted while it paused wake it again.
-                self.advance().await
-            }
-            Err(error) => {
-                tracing::error!(session_id = %self.record.info.id, error = %error, "pause failed");
-                self.set_status(SessionStatus::Failed, "pause_failed")?;
-                let message = format!("the session could not pause: {error}");
-                let mut error = Some(error);
-                for waiter in waiters {
-                    let error = error
-                        .take()
-                        .unwrap_or_else(|| GatewayError::Unavailable(message.clone()));
-                    let _ = waiter.send(Err(error));
-                }
-                Ok(())
-            }
+        if let Err(error) = &result {
+            tracing::error!(session_id = %self.record.info.id, error = %error, "the sandbox did not stop");
         }
+        let effects = self.lifecycle.stopped(self.record.info.status, result);
+        self.carry_out(effects)?;
+        // Prompts admitted while it paused wake it again.
+        self.advance().await
     }
 }

@@ -25,7 +25,7 @@ impl Hub {
                     connection_count: self.fanout.len() as u64,
                 }));
                 // A client may watch a session its organisation has no room to run.
-                match self.ensure_agent().await {
+                match self.ensure_agent(None) {
                     Err(GatewayError::LimitExceeded(reason)) => {
                         tracing::info!(session_id = %self.record.info.id, reason, "not resumed on connect");
                     }
@@ -33,7 +33,7 @@ impl Hub {
                 }
             }
             Command::Boot(reply) => {
-                let answer = self.ensure_agent().await;
+                let answer = self.ensure_agent(None);
                 let _ = reply.send(answer);
             }
             Command::Disconnect(connection_id) => {
@@ -60,36 +60,9 @@ impl Hub {
                     reply,
                 });
             }
-            Command::Pause(reply) => match self.record.info.status {
-                SessionStatus::Paused => {
-                    let _ = reply.send(Ok(self.info()));
-                }
-                SessionStatus::Pausing => self.pause_waiters.push(reply),
-                // Pausing checks its transitions, so a session that is not running is refused.
-                _ => match self.pause("requested").await {
-                    Ok(()) => self.pause_waiters.push(reply),
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
-                },
-            },
-            Command::Resume(reply) => {
-                if self.record.info.status == SessionStatus::Running {
-                    let _ = reply.send(Ok(self.info()));
-                } else if let Err(error) = self.ensure_agent().await {
-                    let _ = reply.send(Err(error));
-                } else if matches!(self.agent, Agent::Booting) {
-                    self.resume_waiters.push(reply);
-                } else {
-                    let status = self.record.info.status;
-                    let _ = reply.send(Err(check_transition(status, SessionStatus::Resuming)
-                        .err()
-                        .map_or_else(
-                            || GatewayError::Conflict("the session cannot resume now".into()),
-                            Into::into,
-                        )));
-                }
-            }
+            // A refusal goes to the waiter; what fails beyond it stops the hub.
+            Command::Pause(reply) => self.pause("requested", Some(reply))?,
+            Command::Resume(reply) => self.ensure_agent(Some(reply))?,
             Command::Snapshot(reply) => self.snapshot(reply),
             Command::Transcript(reply) => {
                 let _ = reply.send(Ok(self.reducer.transcript().clone()));
@@ -101,9 +74,9 @@ impl Hub {
                 }));
             }
             Command::AgentEndpoint(reply) => {
-                let url = match self.agent {
-                    Agent::Up(_) => self.agent_endpoint.clone(),
-                    _ => None,
+                let url = match self.lifecycle.agent() {
+                    Some(_) => self.agent_endpoint.clone(),
+                    None => None,
                 };
                 let _ =
                     reply.send(url.ok_or_else(|| {
@@ -114,22 +87,19 @@ impl Hub {
                 let _ = reply.send(Ok(self.info()));
             }
             Command::Terminate(reply) => {
-                self.agent_down();
-                let session_id = self.record.info.id.clone();
-                let answer = async {
-                    self.services.provider.terminate(&session_id).await?;
-                    self.services.store.delete_session(&session_id).await?;
-                    Ok(())
+                if self.deleting.is_some() {
+                    let error = GatewayError::Conflict("the session is being deleted".into());
+                    let _ = reply.send(Err(error));
+                    return Ok(true);
                 }
-                .await;
-                self.deleted
-                    .store(answer.is_ok(), std::sync::atomic::Ordering::SeqCst);
-                let _ = reply.send(answer);
-                return Ok(false);
+                self.deleting = Some(reply);
+                let effects = self.lifecycle.delete();
+                self.carry_out(effects)?;
             }
             Command::Shutdown(done) => {
-                // Down first, so writing out starts no turn.
-                self.agent_down();
+                // Released first, so writing out starts no turn.
+                let effects = self.lifecycle.shut_down();
+                self.carry_out(effects)?;
                 if let Err(error) = self.write_out().await {
                     tracing::warn!(session_id = %self.record.info.id, error = %error, "events left unwritten at shutdown");
                 }

@@ -79,8 +79,8 @@ impl Hub {
         match self.turns.cancel(Some(by), deadline) {
             None => false,
             Some(first) => {
-                if first {
-                    self.abort_off_the_loop();
+                if first && let Some(agent) = self.lifecycle.agent() {
+                    self.abort_off_the_loop(agent.clone());
                 }
                 true
             }
@@ -88,15 +88,13 @@ impl Hub {
     }
 
     /// Asks the agent to stop its turn, without waiting for it.
-    pub(super) fn abort_off_the_loop(&self) {
-        if let Agent::Up(control) = &self.agent {
-            let (control, session_id) = (control.clone(), self.record.info.id.clone());
-            tokio::spawn(async move {
-                if let Err(error) = control.abort().await {
-                    tracing::warn!(session_id, error = %error, "abort failed");
-                }
-            });
-        }
+    pub(super) fn abort_off_the_loop(&self, agent: Arc<dyn AgentControl>) {
+        let session_id = self.record.info.id.clone();
+        tokio::spawn(async move {
+            if let Err(error) = agent.abort().await {
+                tracing::warn!(session_id, error = %error, "abort failed");
+            }
+        });
     }
 
     /// Passes a person's answer to the agent off the loop; the request resolves when the
@@ -107,8 +105,11 @@ impl Hub {
             let _ = answer.reply.send(Err(error));
             return;
         }
-        let Agent::Up(control) = &self.agent else {
-            self.resolve_permission(&id, answer.decision, Some(answer.by), false);
+        let Some(control) = self.lifecycle.agent() else {
+            // No agent to tell: the answer is taken as given.
+            if self.permissions.delivered(&id, true) {
+                self.log_resolved(&id, answer.decision, Some(answer.by), false);
+            }
             let _ = answer.reply.send(Ok(()));
             return;
         };
@@ -152,10 +153,12 @@ impl Hub {
     /// Starts the next queued prompt when nothing runs.
     pub(super) async fn advance(&mut self) -> Result<(), GatewayError> {
         while self.turns.running_prompt().is_none() && self.turns.waiting() > 0 {
-            let control = match &self.agent {
-                Agent::Down => {
-                    // The prompts wait, and everyone is told why.
-                    if let Err(GatewayError::LimitExceeded(reason)) = self.ensure_agent().await {
+            let control = match self.lifecycle.agent() {
+                Some(control) => control.clone(),
+                None => {
+                    // The prompts wait (for a boot under way, or a place to run), and everyone
+                    // is told why.
+                    if let Err(GatewayError::LimitExceeded(reason)) = self.ensure_agent(None) {
                         let next = self.turns.next_waiting();
                         let prompt_id = next.map(|prompt| prompt.prompt_id.clone());
                         self.append(Event::AgentError(AgentError {
@@ -167,8 +170,6 @@ impl Hub {
                     }
                     return Ok(());
                 }
-                Agent::Booting => return Ok(()),
-                Agent::Up(control) => control.clone(),
             };
             if self.record.info.status != SessionStatus::Running {
                 return Ok(());

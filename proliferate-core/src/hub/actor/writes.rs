@@ -299,9 +299,9 @@ impl Hub {
             }
         }
         // A turn waits for its prompt's message to be in the log.
-        match self.agent {
-            Agent::Up(_) => self.advance().await,
-            _ => Ok(()),
+        match self.lifecycle.agent() {
+            Some(_) => self.advance().await,
+            None => Ok(()),
         }
     }
 
