@@ -1,6 +1,7 @@
-// A live connection: an async iterator of events, with callbacks for those who prefer them.
+// A live connection: an async iterator of events, and the client's push subscription for those
+// who prefer callbacks.
 
-import type { NativeConnection } from "../native/index.js";
+import type { NativeConnection, NativeSubscription } from "../native/index.js";
 import { abortable, fromNative, native } from "./errors";
 import type * as wire from "./types";
 
@@ -20,15 +21,9 @@ export type Update =
   | { type: "reconnecting"; attempt: number; reason: string }
   | { type: "unknown"; frame: Record<string, unknown> };
 
-/** Options of `client.connect`. Giving any callback starts delivery to the callbacks at once;
- * then do not also iterate the connection. */
-export interface ConnectOptions {
-  /** Resume after this seq: the last one the application processed (0 replays everything). */
-  afterSeq?: number;
-  /** Give up after this many failed reconnects in a row; retries forever when absent. */
-  maxReconnectAttempts?: number;
-  /** Closes the connection when it aborts. */
-  signal?: AbortSignal;
+/** Callbacks of `connection.subscribe`. They run in order, one at a time: an async callback is
+ * awaited before the next update is handed on. */
+export interface Listener {
   /** Each durable event, once and in order, across reconnects. */
   onEvent?: (envelope: wire.EventEnvelope) => void | Promise<void>;
   /** Every update, events included. */
@@ -39,8 +34,20 @@ export interface ConnectOptions {
   onReconnect?: (attempt: number, reason: string) => void;
   /** The connection failed for good (attempts exhausted, or a fatal error). */
   onReconnectFailed?: (error: unknown) => void;
-  /** The connection ended, after `close()` or a final failure. */
+  /** The subscription ended: the connection closed or failed, or a callback threw. Not called
+   * after `cancel()`. */
   onClose?: () => void;
+}
+
+/** Options of `client.connect`. Giving any callback subscribes them at once; then do not also
+ * iterate the connection. */
+export interface ConnectOptions extends Listener {
+  /** Resume after this seq: the last one the application processed (0 replays everything). */
+  afterSeq?: number;
+  /** Give up after this many failed reconnects in a row; retries forever when absent. */
+  maxReconnectAttempts?: number;
+  /** Closes the connection when it aborts. */
+  signal?: AbortSignal;
 }
 
 /** Options of `sendPrompt`. */
@@ -66,7 +73,7 @@ export class SyncConnection implements AsyncIterable<wire.EventEnvelope> {
     this.cursor = options.afterSeq ?? 0;
     options.signal?.addEventListener("abort", () => void this.close(), { once: true });
     const callbacks = [options.onEvent, options.onUpdate, options.onOpen, options.onReconnect, options.onReconnectFailed, options.onClose];
-    if (callbacks.some((callback) => callback)) void this.deliver(options);
+    if (callbacks.some((callback) => callback)) this.subscribe(options);
   }
 
   /** The session this connection follows. */
@@ -95,8 +102,19 @@ export class SyncConnection implements AsyncIterable<wire.EventEnvelope> {
     }
   }
 
+  /** Delivers every update to `listener` through the client's push subscription: the
+   * alternative to iterating (read a connection one way at a time). The cursor moves as updates
+   * are handed on. */
+  subscribe(listener: Listener): Subscription {
+    return new Subscription((deliver) => this.inner.subscribe(deliver), (update) => this.consumed(update), listener);
+  }
+
   private take(): Update {
-    const update = this.pending[this.taken++];
+    return this.consumed(this.pending[this.taken++]);
+  }
+
+  /** Moves the cursor past an update the application takes. */
+  private consumed(update: Update): Update {
     if (update.type === "event") this.cursor = update.event.seq;
     else if (update.type === "reset") this.cursor = update.reset.transcript.through_seq;
     return update;
@@ -157,18 +175,73 @@ export class SyncConnection implements AsyncIterable<wire.EventEnvelope> {
     await this.inner.close();
   }
 
-  private async deliver(options: ConnectOptions): Promise<void> {
+}
+
+/** A push subscription (`connection.subscribe`): the client delivers each update to the
+ * listener until the connection closes or fails, a callback throws, or `cancel()`. */
+export class Subscription {
+  private readonly native: NativeSubscription;
+  private delivered: Promise<void> = Promise.resolve();
+  private ended = false;
+  private end!: (error: unknown) => void;
+  /** Resolves once the subscription ended and its callbacks returned: to the error that ended
+   * it (a final connection failure, or a callback that threw), or to `undefined`. */
+  readonly finished: Promise<unknown>;
+
+  /** @internal */
+  constructor(
+    subscribe: (deliver: (error: Error | null, update: string | null) => void) => NativeSubscription,
+    private readonly consumed: (update: Update) => Update,
+    private readonly listener: Listener,
+  ) {
+    this.finished = new Promise((resolve) => { this.end = resolve; });
+    // Each delivery waits for the one before, so callbacks run in order, one at a time.
+    this.native = subscribe((error, update) => {
+      this.delivered = this.delivered.then(() => this.deliver(error, update));
+    });
+  }
+
+  /** True once the subscription ended: the connection closed or failed, a callback threw, or
+   * it was cancelled. */
+  get isFinished(): boolean {
+    return this.ended;
+  }
+
+  /** Stops the deliveries now; no callback runs after it, `onClose` included. */
+  cancel(): void {
+    this.native.cancel();
+    this.finish(undefined);
+  }
+
+  private async deliver(error: Error | null, json: string | null): Promise<void> {
+    if (this.ended) return;
+    const listener = this.listener;
     try {
-      for await (const update of this.updates()) {
-        await options.onUpdate?.(update);
-        if (update.type === "event") await options.onEvent?.(update.event);
-        else if (update.type === "connected") options.onOpen?.(update.welcome);
-        else if (update.type === "reconnecting") options.onReconnect?.(update.attempt, update.reason);
+      if (error !== null) {
+        const failure = fromNative(error);
+        listener.onReconnectFailed?.(failure);
+        return this.close(failure);
       }
-    } catch (error) {
-      options.onReconnectFailed?.(fromNative(error));
-    } finally {
-      options.onClose?.();
+      if (json === null) return this.close(undefined);
+      const update = this.consumed(JSON.parse(json) as Update);
+      await listener.onUpdate?.(update);
+      if (update.type === "event") await listener.onEvent?.(update.event);
+      else if (update.type === "connected") listener.onOpen?.(update.welcome);
+      else if (update.type === "reconnecting") listener.onReconnect?.(update.attempt, update.reason);
+    } catch (thrown) {
+      this.native.cancel();
+      this.close(thrown);
     }
+  }
+
+  private close(error: unknown): void {
+    if (this.ended) return;
+    this.finish(error);
+    this.listener.onClose?.();
+  }
+
+  private finish(error: unknown): void {
+    this.ended = true;
+    this.end(error);
   }
 }

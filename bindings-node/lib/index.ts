@@ -2,8 +2,8 @@
 
 export { createSyncClient, SyncClient } from "./client";
 export type { CallOptions, ClientAuth, SyncClientOptions } from "./client";
-export { SyncConnection } from "./connection";
-export type { ConnectOptions, PromptOptions, Update } from "./connection";
+export { Subscription, SyncConnection } from "./connection";
+export type { ConnectOptions, Listener, PromptOptions, Update } from "./connection";
 export { ProliferateError } from "./errors";
 export { decodeAs, TranscriptReducer } from "./protocol";
 export * from "./types";

@@ -1,9 +1,13 @@
-//! A live connection: a pull-based stream of updates plus the calls that act on it.
+//! A live connection: a pull-based stream of updates, the client's push subscription, and the
+//! calls that act on it.
 
 use std::sync::Arc;
 
+use napi::Status;
+use napi::bindgen_prelude::within_runtime_if_available;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use proliferate_client::{Connection, PromptOptions};
+use proliferate_client::{ClientError, Connection, Listener, PromptOptions, Subscription, Update};
 
 use crate::client::answer;
 use crate::error::to_javascript;
@@ -23,8 +27,65 @@ impl NativeConnection {
     }
 }
 
+/// The application's `(error, update) => void`, called on the main thread: each update as JSON,
+/// then `null` once the connection closed, or an error once it failed for good.
+type UpdateCallback = ThreadsafeFunction<Option<String>, (), Option<String>, Status, true>;
+
+/// Hands a subscription's updates to JavaScript, in order.
+struct Forward(UpdateCallback);
+
+impl Listener for Forward {
+    fn on_update(&self, update: Update) {
+        let update = serde_json::to_string(&update).unwrap_or_default();
+        self.0
+            .call(Ok(Some(update)), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+
+    fn on_error(&self, error: ClientError) {
+        (self.0).call(
+            Err(to_javascript(error)),
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
+    }
+
+    fn on_closed(&self) {
+        (self.0).call(Ok(None), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+/// The client's push subscription (`NativeConnection.subscribe`). Cancelling it, or collecting
+/// it, stops the deliveries.
+#[napi]
+pub struct NativeSubscription {
+    subscription: Subscription,
+}
+
+#[napi]
+impl NativeSubscription {
+    /// Stops the deliveries now; nothing more is called, `null` included.
+    #[napi]
+    pub fn cancel(&self) {
+        self.subscription.cancel();
+    }
+
+    /// True once the subscription ended: the connection closed or failed, or it was cancelled.
+    #[napi(getter)]
+    pub fn is_finished(&self) -> bool {
+        self.subscription.is_finished()
+    }
+}
+
 #[napi]
 impl NativeConnection {
+    /// Delivers every update to `deliver` (see `Connection::subscribe`), the push alternative
+    /// to `nextBatch`; read a connection one way at a time.
+    #[napi(ts_args_type = "deliver: (error: Error | null, update: string | null) => void")]
+    pub fn subscribe(&self, deliver: UpdateCallback) -> NativeSubscription {
+        let listener = Arc::new(Forward(deliver));
+        let subscription = within_runtime_if_available(|| self.connection.subscribe(listener));
+        NativeSubscription { subscription }
+    }
+
     /// The next updates (see `Connection::next_batch`), at most `limit`, as one JSON array of
     /// `Update`s, or `null` once closed.
     #[napi]

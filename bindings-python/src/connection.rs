@@ -1,14 +1,69 @@
-//! A live connection: a pull-based stream of updates plus the calls that act on it.
+//! A live connection: a pull-based stream of updates, the client's push subscription, and the
+//! calls that act on it.
 
 use std::sync::Arc;
 
 use proliferate_client::protocol::v1::PermissionDecision;
-use proliferate_client::{ClientError, Connection, PromptOptions};
+use proliferate_client::{ClientError, Connection, Listener, PromptOptions, Subscription, Update};
 use pyo3::prelude::*;
 
 use crate::client::awaitable;
+use crate::error::to_python;
 use crate::protocol::parse;
 use crate::runtime;
+
+/// Hands a subscription's updates to the application's `deliver(update, error)`, on a runtime
+/// thread: each update as JSON, then `(None, None)` once the connection closed, or an error once
+/// it failed for good.
+struct Forward(Py<PyAny>);
+
+impl Forward {
+    fn deliver(&self, update: Option<String>, error: Option<ClientError>) {
+        runtime::with_python((update, error), |py, (update, error)| {
+            let error = error.map(|error| to_python(error).into_value(py));
+            // A failing `deliver` has nobody to tell here; the facade's own catches it.
+            let _ = self.0.call1(py, (update, error));
+        });
+    }
+}
+
+impl Listener for Forward {
+    fn on_update(&self, update: Update) {
+        self.deliver(
+            Some(serde_json::to_string(&update).unwrap_or_default()),
+            None,
+        );
+    }
+
+    fn on_error(&self, error: ClientError) {
+        self.deliver(None, Some(error));
+    }
+
+    fn on_closed(&self) {
+        self.deliver(None, None);
+    }
+}
+
+/// The client's push subscription (`NativeConnection.subscribe`). Cancelling it, or dropping
+/// it, stops the deliveries.
+#[pyclass(frozen, module = "proliferate._native")]
+pub(crate) struct NativeSubscription {
+    subscription: Subscription,
+}
+
+#[pymethods]
+impl NativeSubscription {
+    /// Stops the deliveries now; nothing more is delivered, the close included.
+    fn cancel(&self) {
+        self.subscription.cancel();
+    }
+
+    /// True once the subscription ended: the connection closed or failed, or it was cancelled.
+    #[getter]
+    fn is_finished(&self) -> bool {
+        self.subscription.is_finished()
+    }
+}
 
 /// One connection to a session. Dropping it closes the socket.
 #[pyclass(frozen, module = "proliferate._native")]
@@ -26,6 +81,14 @@ impl NativeConnection {
 
 #[pymethods]
 impl NativeConnection {
+    /// Delivers every update to `deliver(update, error)` (see `Connection::subscribe`), the push
+    /// alternative to `next_batch`; read a connection one way at a time.
+    fn subscribe(&self, deliver: Py<PyAny>) -> NativeSubscription {
+        let _runtime = runtime::RUNTIME.enter();
+        let subscription = self.connection.subscribe(Arc::new(Forward(deliver)));
+        NativeSubscription { subscription }
+    }
+
     /// The next updates (see `Connection::next_batch`), at most `limit`, as one JSON array of
     /// `Update`s, or `None` once closed.
     fn next_batch<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyAny>> {

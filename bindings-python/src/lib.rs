@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<client::NativeClient>()?;
     module.add_class::<connection::NativeConnection>()?;
+    module.add_class::<connection::NativeSubscription>()?;
     module.add_class::<protocol::NativeReducer>()?;
     module.add_function(wrap_pyfunction!(protocol::normalize, module)?)?;
     module.add_function(wrap_pyfunction!(runtime::shutdown, module)?)?;

@@ -62,12 +62,9 @@ fn deliver<T: for<'any> IntoPyObject<'any>>(
     target: Py<PyAny>,
     outcome: Result<T, ClientError>,
 ) {
-    DELIVERING.fetch_add(1, Ordering::SeqCst);
-    if STOPPING.load(Ordering::SeqCst) {
-        // The interpreter is going away: touching its objects now would crash it.
-        std::mem::forget((target_loop, target, outcome));
-    } else {
-        Python::attach(|py| {
+    with_python(
+        (target_loop, target, outcome),
+        |py, (target_loop, target, outcome)| {
             let resolve = PyCFunction::new_closure(py, None, None, resolve);
             let converted = outcome
                 .map_err(to_python)
@@ -84,7 +81,18 @@ fn deliver<T: for<'any> IntoPyObject<'any>>(
                     (resolve, target, ok, value),
                 );
             }
-        });
+        },
+    );
+}
+
+/// Runs `call` on `objects` under the GIL from a runtime thread, unless the interpreter is
+/// exiting: touching its objects then would crash it, so they are leaked instead.
+pub(crate) fn with_python<T>(objects: T, call: impl FnOnce(Python<'_>, T)) {
+    DELIVERING.fetch_add(1, Ordering::SeqCst);
+    if STOPPING.load(Ordering::SeqCst) {
+        std::mem::forget(objects);
+    } else {
+        Python::attach(|py| call(py, objects));
     }
     DELIVERING.fetch_sub(1, Ordering::SeqCst);
 }

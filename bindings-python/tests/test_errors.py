@@ -99,3 +99,18 @@ async def test_a_token_source_is_asked_again_when_the_token_expired(server) -> N
 
     with pytest.raises(errors.UnauthenticatedError, match="no token in the keychain"):
         await proliferate.Client(server.url, token_source=failing).list_sessions()
+
+
+async def test_a_coroutine_token_source_that_never_answers_fails_within_the_request_timeout(
+    server,
+) -> None:
+    never = asyncio.Event()
+
+    async def token_source(refresh: bool) -> str:
+        await never.wait()
+        return "never"
+
+    client = proliferate.Client(server.url, token_source=token_source, request_timeout=1)
+    with pytest.raises(errors.UnauthenticatedError, match="no token within 1 s"):
+        async with asyncio.timeout(60):
+            await client.list_sessions()

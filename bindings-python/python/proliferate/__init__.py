@@ -21,14 +21,16 @@ asyncio.run(main())
 import atexit
 
 from . import _native, types
-from .client import Client, Connection, Reconnecting, ServiceCredentials, TokenSource, Update
+from .client import (
+    Client, Connection, Reconnecting, ServiceCredentials, Subscription, TokenSource, Update,
+)
 from .errors import ProliferateError
 from .protocol import TranscriptReducer, decode_as
 from .sync import SyncClient, SyncConnection
 
 __all__ = [
     "Client", "Connection", "ProliferateError", "Reconnecting", "ServiceCredentials",
-    "SyncClient", "SyncConnection", "TokenSource", "TranscriptReducer", "Update", "decode_as", "types",
+    "Subscription", "SyncClient", "SyncConnection", "TokenSource", "TranscriptReducer", "Update", "decode_as", "types",
 ]
 
 # Runtime threads must not deliver results into a finalizing interpreter.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import json
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -33,8 +35,15 @@ It is called before requests and connection attempts, and with `refresh=True` af
 answered `token_expired`. A coroutine source runs on the event loop the client was made on."""
 
 
-def _blocking(source: TokenSource, loop: asyncio.AbstractEventLoop | None) -> Callable[[bool], str]:
-    """`source` as the native client calls it: on a worker thread, waiting for the answer."""
+_REQUEST_TIMEOUT = 30.0
+"""The client's request timeout when none is given, in seconds."""
+
+
+def _blocking(
+    source: TokenSource, loop: asyncio.AbstractEventLoop | None, timeout: float
+) -> Callable[[bool], str]:
+    """`source` as the native client calls it: on a worker thread, waiting for the answer, at
+    most `timeout` seconds for a coroutine source (a blocked or closed loop fails the call)."""
 
     def token(refresh: bool) -> str:
         answer = source(refresh)
@@ -45,7 +54,12 @@ def _blocking(source: TokenSource, loop: asyncio.AbstractEventLoop | None) -> Ca
             async def wait() -> str:
                 return await answer
 
-            answer = asyncio.run_coroutine_threadsafe(wait(), loop).result()
+            pending = asyncio.run_coroutine_threadsafe(wait(), loop)
+            try:
+                answer = pending.result(timeout)
+            except concurrent.futures.TimeoutError:
+                pending.cancel()
+                raise TimeoutError(f"the token source gave no token within {timeout} s") from None
         return answer
 
     return token
@@ -110,6 +124,98 @@ async def _call(callback: Callback | None, value: Any) -> None:
         await result
 
 
+class Subscription:
+    """A push subscription (`Connection.subscribe`): the client hands each update to the
+    callbacks until the connection closes or fails, a callback raises, or `cancel()`. Callbacks
+    run in order, one at a time, on the event loop it was made on; a coroutine callback is
+    awaited before the next update. Dropping it cancels it."""
+
+    def __init__(self, connection: Connection, callbacks: tuple[Any, Any, Any, Any]):
+        self._loop = asyncio.get_running_loop()
+        self._connection = connection
+        self._callbacks = callbacks
+        self._arrived: deque[tuple[str | None, BaseException | None]] = deque()
+        self._draining: asyncio.Task[None] | None = None
+        self._ended: asyncio.Future[None] = self._loop.create_future()
+        # Read here, so an error nobody waits for is not reported as never retrieved.
+        self._ended.add_done_callback(lambda ended: ended.cancelled() or ended.exception())
+        self._native = connection._native.subscribe(_forward(weakref.ref(self), self._loop))
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the subscription ended and its callbacks returned, or it was cancelled."""
+        return self._ended.done()
+
+    def cancel(self) -> None:
+        """Stops the deliveries now; no callback runs after it, `on_closed` included."""
+        self._native.cancel()
+        self._arrived.clear()
+        if not self._ended.done():
+            self._ended.set_result(None)
+
+    async def wait(self) -> None:
+        """Waits until the subscription ends; raises the error that ended it (the connection's
+        final error, or a callback's). Cancelling the wait leaves the subscription running."""
+        await asyncio.shield(self._ended)
+
+    def _arrive(self, update: str | None, error: BaseException | None) -> None:
+        if self._ended.done():
+            return
+        self._arrived.append((update, error))
+        if self._draining is None:
+            self._draining = self._loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        on_update, on_event, on_error, _ = self._callbacks
+        try:
+            while self._arrived and not self._ended.done():
+                update, error = self._arrived.popleft()
+                if update is not None:
+                    taken = self._connection._consumed(json.loads(update))
+                    await _call(on_update, taken)
+                    if isinstance(taken, wire.EventEnvelope):
+                        await _call(on_event, taken)
+                    continue
+                if error is not None:
+                    await _call(on_error, error)
+                await self._close(error)
+        except Exception as raised:
+            self._native.cancel()
+            await self._close(raised)
+        finally:
+            self._draining = None
+
+    async def _close(self, error: BaseException | None) -> None:
+        if self._ended.done():
+            return
+        if error is None:
+            self._ended.set_result(None)
+        else:
+            self._ended.set_exception(error)
+        on_closed = self._callbacks[3]
+        if on_closed is not None and inspect.isawaitable(result := on_closed()):
+            await result
+
+
+def _forward(
+    subscription: weakref.ref[Subscription], loop: asyncio.AbstractEventLoop
+) -> Callable[[str | None, BaseException | None], None]:
+    """`deliver` as the native subscription calls it, on a runtime thread: onto the loop, to a
+    subscription held weakly, so that dropping it cancels it."""
+
+    def arrive(update: str | None, error: BaseException | None) -> None:
+        if (alive := subscription()) is not None:
+            alive._arrive(update, error)
+
+    def deliver(update: str | None, error: BaseException | None) -> None:
+        try:
+            loop.call_soon_threadsafe(arrive, update, error)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is left to deliver to
+
+    return deliver
+
+
 class Connection:
     """A live connection to one session.
 
@@ -171,7 +277,11 @@ class Connection:
         return True
 
     def _take(self) -> Update:
-        update = _update(self._pending.popleft())
+        return self._consumed(self._pending.popleft())
+
+    def _consumed(self, data: dict[str, Any]) -> Update:
+        """Decodes an update the application takes, and moves the cursor past it."""
+        update = _update(data)
         if isinstance(update, wire.EventEnvelope):
             self._last_seq = update.seq
         elif isinstance(update, wire.Reset):
@@ -183,15 +293,32 @@ class Connection:
             if isinstance(update, wire.EventEnvelope):
                 yield update
 
+    def subscribe(
+        self,
+        on_update: Callback | None = None,
+        *,
+        on_event: Callback | None = None,
+        on_error: Callback | None = None,
+        on_closed: Callable[[], Union[None, Awaitable[None]]] | None = None,
+    ) -> Subscription:
+        """Delivers every update to the callbacks through the client's push subscription, the
+        alternative to iterating (read a connection one way at a time): `on_update` gets every
+        update, `on_event` each event, `on_error` the error that ends the connection, and
+        `on_closed` is called once it ended. The cursor moves as updates are handed on. Call it
+        inside the event loop the callbacks are to run on."""
+        return Subscription(self, (on_update, on_event, on_error, on_closed))
+
     async def listen(
         self, on_event: Callback | None = None, on_update: Callback | None = None
     ) -> None:
         """Calls `on_event` with each event and `on_update` with every update until the
-        connection closes. Callbacks may be plain functions or coroutines."""
-        async for update in self.updates():
-            await _call(on_update, update)
-            if isinstance(update, wire.EventEnvelope):
-                await _call(on_event, update)
+        connection closes, through a subscription that ends with the call; raises what ended it
+        otherwise. Callbacks may be plain functions or coroutines."""
+        subscription = self.subscribe(on_update, on_event=on_event)
+        try:
+            await subscription.wait()
+        finally:
+            subscription.cancel()
 
     async def send_prompt(
         self, content: str, *, prompt_id: str | None = None, images: Sequence[str] = ()
@@ -247,7 +374,8 @@ class Client:
         self._native = _native.NativeClient(
             base_url,
             token=token,
-            token_source=token_source and _blocking(token_source, _running_loop()),
+            token_source=token_source
+            and _blocking(token_source, _running_loop(), request_timeout or _REQUEST_TIMEOUT),
             service_name=service and service.name,
             service_organization=service and service.organization,
             service_secret=service and service.secret,
@@ -361,4 +489,4 @@ class Client:
         return Connection(self._native.connect(session_id, after_seq), after_seq)
 
 
-__all__ = ["Client", "Connection", "Reconnecting", "ServiceCredentials", "Update"]
+__all__ = ["Client", "Connection", "Reconnecting", "ServiceCredentials", "Subscription", "Update"]
