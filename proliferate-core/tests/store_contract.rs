@@ -1,5 +1,7 @@
-//! One contract, every store: the same checks run against SQLite and the in-memory store, so the
-//! fake the engine tests use answers as the real one does.
+//! One contract, every store: the same checks run against SQLite, PostgreSQL and the in-memory
+//! store, so the fake the engine tests use answers as the real ones do.
+
+mod support;
 
 use std::sync::Arc;
 
@@ -285,6 +287,19 @@ async fn sqlite_keeps_the_store_contract() {
         .await
         .unwrap();
     contract(Arc::new(store)).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_keeps_the_store_contract() {
+    let database = support::postgres::TestDatabase::create().await;
+    let store = PostgresStore::connect(&database.url, 4).await.unwrap();
+    contract(Arc::new(store.clone())).await;
+    // Gateways starting together each find the schema in place, applied once.
+    let again = PostgresStore::connect(&database.url, 1).await.unwrap();
+    assert!(again.session("ses_a").await.unwrap().is_some());
+    drop((store, again));
+    database.drop_database().await;
 }
 
 #[tokio::test]

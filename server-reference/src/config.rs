@@ -23,6 +23,13 @@ pub struct ServeArgs {
     /// Where the database, sessions and snapshots live [default: ~/.local/share/proliferate].
     #[arg(long, env = "PROLIFERATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL database for metadata and the event log (`postgres://user@host:port/db`);
+    /// without one, SQLite in the data folder.
+    #[arg(long, env = "PROLIFERATE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The most connections to the PostgreSQL database.
+    #[arg(long, env = "PROLIFERATE_DATABASE_CONNECTIONS", default_value_t = 16)]
+    pub database_connections: u32,
     /// The `opencode` executable [default: the one `scripts/install-opencode` installs, else PATH].
     #[arg(long, env = "PROLIFERATE_OPENCODE_BIN")]
     pub opencode: Option<PathBuf>,

@@ -22,7 +22,9 @@ use std::time::Duration;
 use proliferate_core::agent::opencode::{OpenCodeConfig, OpenCodeDriver};
 use proliferate_core::auth::Authenticator;
 use proliferate_core::sandbox::{EgressPolicy, LocalProvider, LocalProviderConfig, SandboxError};
-use proliferate_core::store::{SqliteStore, StoreError};
+#[cfg(feature = "postgres")]
+use proliferate_core::store::PostgresStore;
+use proliferate_core::store::{EventLog, MetadataStore, SqliteStore, StoreError, UsageLedger};
 use proliferate_core::{Gateway, GatewayError, GatewayParts};
 use scripted_model::{ScriptLibrary, ScriptedModel};
 use tokio::sync::watch;
@@ -104,6 +106,42 @@ pub struct Server {
     _model: Option<ScriptedModel>,
 }
 
+/// The server's store, as the gateway's three ports.
+struct Store {
+    metadata: Arc<dyn MetadataStore>,
+    log: Arc<dyn EventLog>,
+    usage: Arc<dyn UsageLedger>,
+}
+
+impl<T: MetadataStore + EventLog + UsageLedger + 'static> From<T> for Store {
+    fn from(store: T) -> Self {
+        let store = Arc::new(store);
+        Self {
+            metadata: store.clone(),
+            log: store.clone(),
+            usage: store,
+        }
+    }
+}
+
+/// PostgreSQL when a database URL is given, else SQLite in the data folder.
+async fn open_store(args: &ServeArgs, data_dir: &Path) -> Result<Store, ServeError> {
+    match &args.database_url {
+        None => Ok(SqliteStore::open(&data_dir.join("proliferate.db"))
+            .await?
+            .into()),
+        #[cfg(feature = "postgres")]
+        Some(url) => {
+            let store = PostgresStore::connect(url, args.database_connections.max(1)).await?;
+            Ok(store.into())
+        }
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => Err(ServeError::Config(
+            "this server was built without PostgreSQL (the `postgres` feature)".into(),
+        )),
+    }
+}
+
 impl Server {
     /// Opens the store, recovers sessions from a previous run, and starts serving.
     pub async fn start(args: &ServeArgs) -> Result<Self, ServeError> {
@@ -145,7 +183,7 @@ impl Server {
             providers,
             ..opencode
         };
-        let store = Arc::new(SqliteStore::open(&data_dir.join("proliferate.db")).await?);
+        let store = open_store(args, &data_dir).await?;
         let provider = LocalProvider::new(LocalProviderConfig {
             isolation: args.isolation,
             limits: args.limits(),
@@ -156,9 +194,9 @@ impl Server {
             ..LocalProviderConfig::new(&data_dir)
         })?;
         let gateway = Gateway::start(GatewayParts {
-            store: store.clone(),
-            log: store.clone(),
-            usage: store,
+            store: store.metadata,
+            log: store.log,
+            usage: store.usage,
             isolation: provider.isolation().to_owned(),
             provider: Arc::new(provider),
             driver: Arc::new(OpenCodeDriver::new(opencode)),

@@ -1,16 +1,22 @@
 //! Persistence: the metadata store (sessions, prompts, snapshots, idempotency keys) and the
-//! ordered event log. SQLite is the embedded default; the traits are what the hub and the
-//! session service use, so another database only needs another implementation.
+//! ordered event log. SQLite is the embedded default and PostgreSQL (the `postgres` feature) the
+//! shared one; the traits are what the hub and the session service use, and one contract test
+//! suite holds every implementation, the in-memory fake included, to the same answers.
 //!
 //! The database holds metadata and the event log, never secrets.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use sqlite::{Durability, SqliteStore};
 
 use crate::protocol::v1::{
@@ -108,44 +114,55 @@ pub enum StoreError {
     NotFound(String),
     /// The database failed.
     #[error("database: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(String),
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
     /// A write collided with a record already there (an event's seq, a session's id).
     #[error("already exists: {0}")]
     Conflict(String),
-    /// The store could not be reached.
+    /// The store could not be reached, or is busy (another writer holds its lock).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
 }
 
 impl StoreError {
-    /// Whether the store may answer if asked again: it is busy (another writer holds its lock),
-    /// or could not be reached in time.
+    /// Whether the store may answer if asked again: it is busy, or could not be reached in time.
     pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Unavailable(_)
-            | Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => true,
-            // SQLite's BUSY and LOCKED, and their extended codes.
-            Self::Database(sqlx::Error::Database(error)) => error
-                .code()
-                .and_then(|code| code.parse::<u32>().ok())
-                .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
-            _ => false,
-        }
+        matches!(self, Self::Unavailable(_))
     }
 }
 
+/// A database error in the store's own terms, so no driver's type leaks past the store.
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(database) if database.is_unique_violation() => {
                 Self::Conflict(database.message().to_owned())
             }
-            _ => Self::Database(error),
+            sqlx::Error::Database(database) if database.code().is_some_and(|code| busy(&code)) => {
+                Self::Unavailable(error.to_string())
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                Self::Unavailable(error.to_string())
+            }
+            _ => Self::Database(error.to_string()),
         }
     }
+}
+
+/// Whether a database's error code says to try again: PostgreSQL's SQLSTATEs (five characters)
+/// for a serialization failure, a deadlock, a lost connection, too many connections or a server
+/// shutting down; SQLite's BUSY and LOCKED (numbers), with their extended codes.
+fn busy(code: &str) -> bool {
+    if code.len() == 5 {
+        return matches!(
+            code,
+            "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03"
+        ) || code.starts_with("08");
+    }
+    code.parse::<u32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 /// A unique key for a creation request, and a digest of the request it belongs to.

@@ -4,10 +4,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use super::rows::{self, corrupt};
 use super::*;
 
 /// Every write is a transaction that takes the write lock when it begins, so one that reads
@@ -107,10 +107,6 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-fn corrupt(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(error.to_string())
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations, with
     /// every commit durable.
@@ -153,35 +149,6 @@ impl SqliteStore {
             transaction.commit().await?;
         }
         Ok(())
-    }
-
-    fn session_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
-        let info: String = row.try_get("info")?;
-        let mut info: SessionInfo = serde_json::from_str(&info).map_err(corrupt)?;
-        info.head_seq = row.try_get::<Option<i64>, _>("head_seq")?.unwrap_or(0) as u64;
-        Ok(SessionRecord {
-            info,
-            agent_session_id: row.try_get("agent_session_id")?,
-        })
-    }
-
-    fn prompt_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<PromptRecord, StoreError> {
-        let images: String = row.try_get("images")?;
-        let sender: String = row.try_get("sender")?;
-        let prompt_id: String = row.try_get("prompt_id")?;
-        Ok(PromptRecord {
-            session_id: row.try_get("session_id")?,
-            admission: PromptAdmission {
-                prompt_id: prompt_id.clone(),
-                queue_position: row.try_get::<i64, _>("queue_position")? as u32,
-                duplicate: false,
-            },
-            prompt_id,
-            state: PromptState::parse(row.try_get("state")?),
-            content: row.try_get("content")?,
-            images: serde_json::from_str(&images).map_err(corrupt)?,
-            sender: serde_json::from_str(&sender).map_err(corrupt)?,
-        })
     }
 }
 
@@ -251,7 +218,7 @@ impl MetadataStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(Self::session_from_row)
+            .map(rows::session)
             .transpose()
     }
 
@@ -265,7 +232,7 @@ impl MetadataStore for SqliteStore {
             .and_then(|cursor| cursor.split_once(':'))
             .and_then(|(time, id)| Some((time.parse::<i64>().ok()?, id.to_owned())))
             .unwrap_or((i64::MAX, String::new()));
-        let rows = sqlx::query(&format!(
+        let found = sqlx::query(&format!(
             "{SELECT_SESSION} WHERE organization_id = ? \
              AND (created_at < ? OR (created_at = ? AND id < ?) OR ? = '') \
              ORDER BY created_at DESC, id DESC LIMIT ?"
@@ -278,9 +245,9 @@ impl MetadataStore for SqliteStore {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut sessions = rows
+        let mut sessions = found
             .iter()
-            .map(Self::session_from_row)
+            .map(rows::session)
             .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if sessions.len() > limit as usize {
             sessions.truncate(limit as usize);
@@ -300,7 +267,7 @@ impl MetadataStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(Self::session_from_row)
+        .map(rows::session)
         .collect()
     }
 
@@ -374,7 +341,7 @@ impl MetadataStore for SqliteStore {
             .fetch_one(&mut *transaction)
             .await?;
         transaction.commit().await?;
-        let mut existing = Self::prompt_from_row(&row)?;
+        let mut existing = rows::prompt(&row)?;
         existing.admission.duplicate = true;
         Ok((existing, false))
     }
@@ -405,7 +372,7 @@ impl MetadataStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(Self::prompt_from_row)
+        .map(rows::prompt)
         .collect()
     }
 
@@ -431,18 +398,7 @@ impl MetadataStore for SqliteStore {
             .bind(snapshot_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| {
-            Ok(SnapshotRecord {
-                info: SnapshotInfo {
-                    snapshot_id: row.try_get("id")?,
-                    session_id: row.try_get("session_id")?,
-                    created_at: row.try_get("created_at")?,
-                    size_bytes: row.try_get::<i64, _>("size_bytes")? as u64,
-                },
-                organization_id: row.try_get("organization_id")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(rows::snapshot).transpose()
     }
 
     async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError> {
@@ -467,18 +423,10 @@ impl MetadataStore for SqliteStore {
             .execute(&mut *transaction)
             .await?;
         transaction.commit().await?;
-        let rows = sqlx::query("SELECT jti, organization_id, expires_at FROM revoked_tokens")
+        let found = sqlx::query("SELECT jti, organization_id, expires_at FROM revoked_tokens")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RevokedToken {
-                    jti: row.try_get("jti")?,
-                    organization_id: row.try_get("organization_id")?,
-                    expires_at: row.try_get("expires_at")?,
-                })
-            })
-            .collect()
+        found.iter().map(rows::revoked_token).collect()
     }
 }
 
@@ -504,7 +452,7 @@ impl EventLog for SqliteStore {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(
+        let found = sqlx::query(
             "SELECT seq, frame FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(session_id)
@@ -512,14 +460,7 @@ impl EventLog for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredEvent {
-                    seq: row.try_get::<i64, _>("seq")? as u64,
-                    frame: Bytes::from(row.try_get::<Vec<u8>, _>("frame")?),
-                })
-            })
-            .collect()
+        found.iter().map(rows::event).collect()
     }
 
     async fn bounds(&self, session_id: &str) -> Result<Option<(u64, u64)>, StoreError> {
@@ -597,7 +538,7 @@ impl UsageLedger for SqliteStore {
     }
 
     async fn usage(&self, filter: &UsageFilter) -> Result<UsageReport, StoreError> {
-        let rows = sqlx::query(
+        let found = sqlx::query(
             "SELECT model, COUNT(*) AS requests, SUM(input) AS input, SUM(output) AS output, \
              SUM(reasoning) AS reasoning, SUM(cache_read) AS cache_read, \
              SUM(cache_write) AS cache_write, SUM(cost) AS cost FROM model_usage \
@@ -615,25 +556,8 @@ impl UsageLedger for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         let mut report = UsageReport::default();
-        for row in rows {
-            let count = |column: &str| -> Result<u64, StoreError> {
-                Ok(row.try_get::<i64, _>(column)? as u64)
-            };
-            let model = crate::protocol::v1::ModelUsage {
-                model: row.try_get("model")?,
-                usage: TokenUsage {
-                    input: count("input")?,
-                    output: count("output")?,
-                    reasoning: count("reasoning")?,
-                    cache_read: count("cache_read")?,
-                    cache_write: count("cache_write")?,
-                    cost: row.try_get("cost")?,
-                },
-                requests: count("requests")?,
-                ..Default::default()
-            };
-            report.add(&model.usage, model.requests);
-            report.by_model.push(model);
+        for row in &found {
+            rows::add_model_usage(&mut report, row)?;
         }
         Ok(report)
     }

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod engine;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "postgres")]
+#[path = "../../../proliferate-core/tests/support/postgres.rs"]
+pub mod postgres;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
