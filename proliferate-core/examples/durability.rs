@@ -21,6 +21,10 @@ async fn appends_per_second(folder: &Path, durability: Durability, events: u64, 
     let store = SqliteStore::open_with(&path, durability)
         .await
         .expect("open the store");
+    let ttl = std::time::Duration::from_secs(3600);
+    let lease = (store.acquire("ses_bench", "bench", ttl).await)
+        .expect("lease the log")
+        .expect("the log is free");
     let frame = Bytes::from(vec![b'x'; 300]);
     let started = Instant::now();
     let mut seq = 0;
@@ -31,7 +35,7 @@ async fn appends_per_second(folder: &Path, durability: Durability, events: u64, 
                 frame: frame.clone(),
             })
             .collect();
-        store.append("ses_bench", &page).await.expect("append");
+        store.append(&lease, &page).await.expect("append");
         seq += batch;
     }
     seq as f64 / started.elapsed().as_secs_f64()

@@ -83,6 +83,8 @@ impl GatewayError {
             Self::Sandbox(SandboxError::InvalidSessionId(_)) => ErrorCode::BadRequest,
             Self::Sandbox(_) => ErrorCode::SandboxError,
             Self::Store(error) if error.is_transient() => ErrorCode::Unavailable,
+            // Another gateway runs the session now.
+            Self::Store(StoreError::Fenced(_)) => ErrorCode::Unavailable,
             Self::Store(_) => ErrorCode::Internal,
             Self::Unavailable(_) => ErrorCode::Unavailable,
         }

@@ -13,7 +13,7 @@ use proliferate_core::agent::fake::AgentCall;
 use proliferate_core::hub::{HubConfig, Subscription, SubscriptionEnded};
 use proliferate_core::protocol::v1::*;
 use proliferate_core::sandbox::fake::FakeProvider;
-use proliferate_core::store::{MemoryStore, MetadataStore, PromptRecord, PromptState};
+use proliferate_core::store::{EventLog, MemoryStore, MetadataStore, PromptRecord, PromptState};
 use support::Engine;
 use support::engine::*;
 
@@ -244,7 +244,13 @@ async fn a_client_that_reads_nothing_is_cut_off_while_the_others_get_everything(
 
 #[tokio::test(start_paused = true)]
 async fn a_store_outage_answers_unavailable_and_loses_nothing_once_the_store_is_back() {
-    let engine = Engine::start(config()).await;
+    // A lease outlasting the outage: past it the hub would stop (`ownership.rs`).
+    let lease_ttl = Duration::from_secs(300);
+    let engine = Engine::start(HubConfig {
+        lease_ttl,
+        ..config()
+    })
+    .await;
     let (session, mut agent, mut stream) = engine.running().await;
     engine.prompt(&session.id, "go").await.unwrap();
     agent.next_prompt().await.unwrap();
@@ -264,7 +270,8 @@ async fn a_store_outage_answers_unavailable_and_loses_nothing_once_the_store_is_
             Ok(ServerFrame::Event(event)) => {
                 panic!("published while the store was down: {event:?}")
             }
-            _ => {}
+            Ok(_) => {}
+            Err(ended) => panic!("the stream ended during the outage: {ended:?}"),
         }
     }
     assert!(beats >= 4, "the stream kept beating through the outage");
@@ -418,8 +425,15 @@ async fn a_restart_follows_the_log_when_a_prompts_stored_state_lags_behind() {
         .info
         .head_seq;
     // As if the turn's end reached the log but its prompt's state never reached the store.
+    let lease = store
+        .acquire(&session.id, "local", Duration::from_secs(30))
+        .await;
     store
-        .set_prompt_state(&session.id, &ended.prompt_id, PromptState::Running)
+        .set_prompt_state(
+            &lease.unwrap().unwrap(),
+            &ended.prompt_id,
+            PromptState::Running,
+        )
         .await
         .unwrap();
     // Control: a prompt admitted whose message never reached the log.

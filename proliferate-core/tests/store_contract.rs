@@ -4,6 +4,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use proliferate_core::protocol::v1::*;
@@ -109,14 +110,31 @@ async fn sessions_keys_and_pages(store: &dyn Store) {
     assert_eq!(record.info.head_seq, 0);
     record.info.status = SessionStatus::Running;
     record.agent_session_id = Some("agent_1".into());
-    store.update_session(&record).await.unwrap();
+    let lease = store.acquire("ses_a", "g1", TTL).await.unwrap().unwrap();
+    store.update_session(&lease, &record).await.unwrap();
     let live = store.live_sessions().await.unwrap();
     assert_eq!(ids(&live), ["ses_a"]);
     assert_eq!(live[0].agent_session_id.as_deref(), Some("agent_1"));
+    let unleased = store
+        .acquire("ses_missing", "g1", TTL)
+        .await
+        .unwrap()
+        .unwrap();
     let missing = store
-        .update_session(&session("ses_missing", "acme", 1))
+        .update_session(&unleased, &session("ses_missing", "acme", 1))
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
+    // A record written under a lease no longer held is refused.
+    store.acquire("ses_a", "g2", TTL).await.unwrap();
+    let newer = store.acquire("ses_a", "g1", TTL).await.unwrap().unwrap();
+    record.info.title = Some("from an old lease".into());
+    let stale = store.update_session(&lease, &record).await;
+    assert!(matches!(stale, Err(StoreError::Fenced(_))), "{stale:?}");
+    assert_eq!(
+        store.session("ses_a").await.unwrap().unwrap().info.title,
+        None
+    );
+    store.release(&newer).await.unwrap();
     assert_eq!(store.session("ses_missing").await.unwrap(), None);
 }
 
@@ -136,14 +154,20 @@ async fn prompts_are_admitted_once(store: &dyn Store) {
     assert_eq!(again.sender.subject, "ada");
     store.admit_prompt(&prompt("ses_p", "p2")).await.unwrap();
     store.admit_prompt(&prompt("ses_p", "p3")).await.unwrap();
+    let lease = store.acquire("ses_p", "g1", TTL).await.unwrap().unwrap();
     store
-        .set_prompt_state("ses_p", "p1", PromptState::Running)
+        .set_prompt_state(&lease, "p1", PromptState::Running)
         .await
         .unwrap();
     store
-        .set_prompt_state("ses_p", "p2", PromptState::Withdrawn)
+        .set_prompt_state(&lease, "p2", PromptState::Withdrawn)
         .await
         .unwrap();
+    store.acquire("ses_p", "g1", TTL).await.unwrap();
+    let stale = store
+        .set_prompt_state(&lease, "p3", PromptState::Done)
+        .await;
+    assert!(matches!(stale, Err(StoreError::Fenced(_))), "{stale:?}");
     let pending = store.pending_prompts("ses_p").await.unwrap();
     let states: Vec<_> = pending
         .iter()
@@ -161,12 +185,15 @@ async fn the_log_appends_in_order_and_compacts(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(store.bounds("ses_l").await.unwrap(), None);
-    store.append("ses_l", &events(1..=5)).await.unwrap();
-    // A seq already there fails the whole batch.
-    let clash = store.append("ses_l", &events(5..=7)).await;
+    let lease = store.acquire("ses_l", "g1", TTL).await.unwrap().unwrap();
+    store.append(&lease, &events(1..=5)).await.unwrap();
+    // A seq already there, or one past the head, fails the whole batch.
+    let clash = store.append(&lease, &events(5..=7)).await;
     assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    let gap = store.append(&lease, &events(7..=8)).await;
+    assert!(matches!(gap, Err(StoreError::Conflict(_))), "{gap:?}");
     assert_eq!(store.bounds("ses_l").await.unwrap(), Some((1, 5)));
-    store.append("ses_l", &events(6..=10)).await.unwrap();
+    store.append(&lease, &events(6..=10)).await.unwrap();
     let page = store.read("ses_l", 3, 4).await.unwrap();
     assert_eq!(page, events(4..=7));
     assert_eq!(
@@ -180,7 +207,7 @@ async fn the_log_appends_in_order_and_compacts(store: &dyn Store) {
         through_seq: 10,
         ..Default::default()
     };
-    store.compact("ses_l", 6, &transcript).await.unwrap();
+    store.compact(&lease, 6, &transcript).await.unwrap();
     assert_eq!(store.bounds("ses_l").await.unwrap(), Some((7, 10)));
     assert_eq!(store.read("ses_l", 0, 100).await.unwrap(), events(7..=10));
     assert_eq!(store.compacted("ses_l").await.unwrap(), Some(transcript));
@@ -195,6 +222,79 @@ async fn the_log_appends_in_order_and_compacts(store: &dyn Store) {
     assert_eq!(store.bounds("ses_l").await.unwrap(), None);
     assert_eq!(store.compacted("ses_l").await.unwrap(), None);
     assert!(store.pending_prompts("ses_l").await.unwrap().is_empty());
+}
+
+/// Longer than any test here takes: a lease that lapses on its own only where a test waits.
+const TTL: Duration = Duration::from_secs(600);
+
+async fn a_lease_fences_every_earlier_holder_and_lapses_unless_renewed(store: &dyn Store) {
+    store
+        .create_session(&session("ses_lease", "acme", 1), None)
+        .await
+        .unwrap();
+    let first = store
+        .acquire("ses_lease", "g1", TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.generation, 1);
+    assert_eq!(
+        store.acquire("ses_lease", "g2", TTL).await.unwrap(),
+        None,
+        "held by g1"
+    );
+    store.append(&first, &events(1..=2)).await.unwrap();
+    assert!(store.renew(&first, TTL).await.unwrap());
+
+    // The same gateway taking it again (a new hub) fences out its earlier hub.
+    let second = store
+        .acquire("ses_lease", "g1", TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.generation, 2);
+    let stale = store.append(&first, &events(3..=3)).await;
+    assert!(matches!(stale, Err(StoreError::Fenced(_))), "{stale:?}");
+    assert!(!store.renew(&first, TTL).await.unwrap());
+    store.append(&second, &events(3..=3)).await.unwrap();
+
+    // Released, it is anyone's at once, and the generation goes on rising.
+    store.release(&first).await.unwrap();
+    assert_eq!(
+        store.acquire("ses_lease", "g2", TTL).await.unwrap(),
+        None,
+        "an old release frees nothing"
+    );
+    store.release(&second).await.unwrap();
+    let third = store
+        .acquire("ses_lease", "g2", TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.generation, 3);
+    let late = store.append(&second, &events(4..=4)).await;
+    assert!(matches!(late, Err(StoreError::Fenced(_))), "{late:?}");
+    store.append(&third, &events(4..=4)).await.unwrap();
+
+    // A lease not renewed lapses, and another gateway takes over from the head.
+    let short = Duration::from_secs(5);
+    assert!(store.renew(&third, short).await.unwrap());
+    assert_eq!(store.acquire("ses_lease", "g3", TTL).await.unwrap(), None);
+    tokio::time::sleep(short + Duration::from_secs(1)).await;
+    let fourth = store
+        .acquire("ses_lease", "g3", TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fourth.generation, 4);
+    assert_eq!(store.bounds("ses_lease").await.unwrap(), Some((1, 4)));
+    store.append(&fourth, &events(5..=5)).await.unwrap();
+    assert!(!store.renew(&third, TTL).await.unwrap());
+
+    // A deleted session's log takes no more events.
+    store.delete_session("ses_lease").await.unwrap();
+    let gone = store.append(&fourth, &events(6..=6)).await;
+    assert!(matches!(gone, Err(StoreError::Fenced(_))), "{gone:?}");
 }
 
 async fn snapshots_revocations_and_usage(store: &dyn Store) {
@@ -277,6 +377,7 @@ async fn contract(store: Arc<dyn Store>) {
     sessions_keys_and_pages(&*store).await;
     prompts_are_admitted_once(&*store).await;
     the_log_appends_in_order_and_compacts(&*store).await;
+    a_lease_fences_every_earlier_holder_and_lapses_unless_renewed(&*store).await;
     snapshots_revocations_and_usage(&*store).await;
 }
 

@@ -30,6 +30,14 @@ pub struct ServeArgs {
     /// The most connections to the PostgreSQL database.
     #[arg(long, env = "PROLIFERATE_DATABASE_CONNECTIONS", default_value_t = 16)]
     pub database_connections: u32,
+    /// The name this gateway holds session leases under: the same across its restarts, and
+    /// different for every gateway sharing the database [default: the machine's host name].
+    #[arg(long, env = "PROLIFERATE_GATEWAY_ID")]
+    pub gateway_id: Option<String>,
+    /// How long a gateway's lease on a session lasts unless renewed (renewed three times as
+    /// often); another gateway may take a session whose gateway died after this long.
+    #[arg(long, env = "PROLIFERATE_LEASE_TTL_SECS", default_value_t = 30)]
+    pub lease_ttl_secs: u64,
     /// The `opencode` executable [default: the one `scripts/install-opencode` installs, else PATH].
     #[arg(long, env = "PROLIFERATE_OPENCODE_BIN")]
     pub opencode: Option<PathBuf>,
@@ -286,6 +294,8 @@ impl ServeArgs {
                 .map(|secs| Duration::from_secs(secs.max(1))),
             max_live_sessions_per_organization: self.max_live_sessions_per_organization,
             max_connections_per_organization: Some(self.max_connections_per_organization.max(1)),
+            gateway_id: (self.gateway_id.clone()).unwrap_or_else(host_name),
+            lease_ttl: Duration::from_secs(self.lease_ttl_secs.max(3)),
             ..HubConfig::default()
         }
     }
@@ -305,4 +315,13 @@ impl ServeArgs {
         }
         args
     }
+}
+
+/// The machine's host name, or `local` where it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "local".into())
 }

@@ -12,8 +12,11 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_store_answers_unavailable_and_loses_nothing_once_it_is_back() {
-    // A liveness timeout (three heartbeats) longer than the test, for a client that only reads.
-    let server = TestServer::start_with_environment(&["--heartbeat-secs", "60"], &[]);
+    // A liveness timeout (three heartbeats) longer than the test, for a client that only reads,
+    // and a lease that outlasts the lock (past it the hub would stop, as it must when another
+    // gateway may take the session over).
+    let arguments = ["--heartbeat-secs", "60", "--lease-ttl-secs", "600"];
+    let server = TestServer::start_with_environment(&arguments, &[]);
     let token = token("ada", "acme-store");
     let api = Api::new(&server, &token);
     let session = api.create_session().await;

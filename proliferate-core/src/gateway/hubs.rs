@@ -59,11 +59,28 @@ impl Services {
         };
         let started = cell
             .get_or_try_init(|| async {
-                let record =
-                    self.store.session(session_id).await?.ok_or_else(|| {
-                        GatewayError::NotFound(format!("no session {session_id}"))
+                // Leased first, so the session read next is the log's head as this hub takes it.
+                let (config, taken_at) = (&self.config, tokio::time::Instant::now());
+                let lease = (self.log)
+                    .acquire(session_id, &config.gateway_id, config.lease_ttl)
+                    .await?
+                    .ok_or_else(|| {
+                        GatewayError::Unavailable(format!(
+                            "session {session_id} is run by another gateway"
+                        ))
                     })?;
-                let hub = crate::hub::spawn(self.clone(), record).await?;
+                let Some(record) = self.store.session(session_id).await? else {
+                    self.log.release(&lease).await?;
+                    return Err(GatewayError::NotFound(format!("no session {session_id}")));
+                };
+                let hub =
+                    match crate::hub::spawn(self.clone(), record, lease.clone(), taken_at).await {
+                        Ok(hub) => hub,
+                        Err(error) => {
+                            let _ = self.log.release(&lease).await;
+                            return Err(error);
+                        }
+                    };
                 self.metrics.hub_started();
                 Ok::<_, GatewayError>(hub)
             })

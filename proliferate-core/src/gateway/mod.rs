@@ -158,8 +158,15 @@ impl Gateway {
         for revoked in gateway.services.store.revoked_tokens(now_millis()).await? {
             (gateway.services.authenticator).revoke(&revoked.jti, &revoked.organization_id);
         }
+        // Sessions another gateway runs are left to it; one the store cannot serve now resumes
+        // on the next call about it.
         for record in gateway.services.store.live_sessions().await? {
-            gateway.services.hub(&record.info.id).await?;
+            match gateway.services.hub(&record.info.id).await {
+                Err(GatewayError::Unavailable(reason)) => {
+                    tracing::warn!(session_id = %record.info.id, reason, "not resumed at start");
+                }
+                other => drop(other?),
+            }
         }
         Ok(gateway)
     }

@@ -106,7 +106,17 @@ impl Gateway {
     }
 
     pub(super) async fn info_of(&self, session_id: &str) -> Result<SessionInfo, GatewayError> {
-        self.services.ask(session_id, Command::Info).await
+        match self.services.ask(session_id, Command::Info).await {
+            // Run by another gateway, or the store is busy: the session as last stored.
+            Err(GatewayError::Unavailable(reason)) => {
+                match self.services.store.session(session_id).await {
+                    Ok(Some(record)) => Ok(record.info),
+                    Ok(None) => Err(GatewayError::NotFound(format!("no session {session_id}"))),
+                    Err(_) => Err(GatewayError::Unavailable(reason)),
+                }
+            }
+            answer => answer,
+        }
     }
 
     /// The caller's organisation's sessions, newest first.

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::fanout::{FanOut, Frame};
+use super::lease::LeaseKeeper;
 use super::lifecycle::Lifecycle;
 use super::permissions::Permissions;
 use super::turn_queue::TurnQueue;
@@ -21,7 +22,7 @@ use crate::gateway::Services;
 use crate::protocol::v1::*;
 use crate::sandbox::{AgentEndpoint, Sandbox};
 use crate::session::status::{agent_should_run, check_transition};
-use crate::store::{PromptRecord, PromptState, SessionRecord, SnapshotRecord, StoredEvent};
+use crate::store::{Lease, PromptRecord, PromptState, SessionRecord, SnapshotRecord, StoredEvent};
 use crate::transcript::TranscriptReducer;
 
 mod agent;
@@ -108,6 +109,9 @@ struct Hub {
     dormant_since: Option<Instant>,
     /// Set when the hub leaves memory (see [`crate::gateway`]'s hub table).
     evicted: bool,
+    /// The lease this hub writes the log under, and its keeper.
+    lease: Lease,
+    keeper: Option<LeaseKeeper>,
     /// The answer to a delete, sent once the session is gone.
     deleting: Option<Reply<()>>,
 }
@@ -116,7 +120,11 @@ struct Hub {
 pub(crate) async fn spawn(
     services: Arc<Services>,
     record: SessionRecord,
+    lease: Lease,
+    taken_at: Instant,
 ) -> Result<HubHandle, GatewayError> {
+    let (log, ttl) = (services.log.clone(), services.config.lease_ttl);
+    let keeper = LeaseKeeper::start(log, lease.clone(), taken_at, ttl);
     let session_id = record.info.id.clone();
     // A compacted log starts from the transcript kept in place of its dropped events.
     let mut reducer = match services.log.compacted(&session_id).await? {
@@ -202,6 +210,8 @@ pub(crate) async fn spawn(
         dormant_since: None,
         evicted: false,
         deleting: None,
+        lease,
+        keeper: Some(keeper),
     };
     for prompt in interrupted {
         hub.append(Event::AgentError(AgentError {
@@ -242,6 +252,14 @@ async fn next_update(updates: &mut Option<mpsc::Receiver<AgentUpdate>>) -> Optio
     }
 }
 
+/// Resolves once the hub's lease is lost, or never once its keeper stopped.
+async fn lease_lost(keeper: &mut Option<LeaseKeeper>) {
+    match keeper {
+        Some(keeper) => keeper.lost().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Resolves at `deadline`, or never when there is none.
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -272,6 +290,10 @@ impl Hub {
                 _ = heartbeat.tick() => {
                     self.heartbeat();
                     Ok(true)
+                }
+                () = lease_lost(&mut self.keeper) => {
+                    tracing::warn!(session_id, "the lease was taken over or not renewed in time; stopping");
+                    Ok(false)
                 }
             };
             // What this turn of the loop staged is written before the next one (a hub that
@@ -306,6 +328,11 @@ impl Hub {
         self.services.metrics.set_connections(&session_id, 0);
         if self.lifecycle.runs() {
             let _ = self.services.provider.pause(&session_id).await;
+        }
+        // Another gateway may take the session at once.
+        self.keeper = None;
+        if let Err(error) = self.services.log.release(&self.lease).await {
+            tracing::warn!(session_id, error = %error, "the lease was not released");
         }
         self.services.metrics.hub_stopped();
     }

@@ -10,6 +10,7 @@
 mod actor;
 mod fanout;
 pub mod fit;
+mod lease;
 mod lifecycle;
 mod permissions;
 mod queue;
@@ -74,6 +75,13 @@ pub struct HubConfig {
     /// How long a session's hub stays in memory with no connection, no agent and no work; it
     /// comes back from the store on the next call about the session.
     pub evict_after: Duration,
+    /// The name this gateway holds session leases under: the same across its restarts, and
+    /// different for every gateway that shares a database.
+    pub gateway_id: String,
+    /// How long a session's lease lasts unless renewed; the hub renews it three times as often,
+    /// and a hub that could not renew it for this long stops, as another gateway may run the
+    /// session by then.
+    pub lease_ttl: Duration,
     /// How long joins and leaves gather before one `presence_changed` announces them.
     pub presence_window: Duration,
     /// The most connections a session lists in `welcome` and `presence_changed`; above it they
@@ -103,6 +111,8 @@ impl Default for HubConfig {
             retained_age: None,
             max_event_bytes: 1024 * 1024,
             evict_after: Duration::from_secs(60),
+            gateway_id: "local".into(),
+            lease_ttl: Duration::from_secs(30),
             presence_window: Duration::from_millis(100),
             presence_list_limit: 100,
             max_live_sessions_per_organization: None,

@@ -25,8 +25,22 @@ struct Tables {
     snapshots: HashMap<String, SnapshotRecord>,
     revoked: HashMap<(String, String), i64>,
     usage: Vec<UsageRecord>,
+    /// Each session's lease: (gateway, generation, until when), on the runtime's clock so
+    /// paused-time tests see leases expire.
+    leases: HashMap<String, (String, u64, tokio::time::Instant)>,
     /// While set, every call fails with [`StoreError::Unavailable`] and this reason.
     fault: Option<String>,
+}
+
+impl Tables {
+    /// Refuses a write under a lease that no longer holds the session's log.
+    fn check(&self, lease: &Lease) -> Result<(), StoreError> {
+        let current = (self.leases.get(&lease.session_id)).map(|(_, generation, _)| *generation);
+        match current == Some(lease.generation) {
+            true => Ok(()),
+            false => Err(fenced(&lease.session_id, lease.generation, current)),
+        }
+    }
 }
 
 /// Metadata, the event log and the usage ledger, in memory.
@@ -169,8 +183,13 @@ impl MetadataStore for MemoryStore {
             .collect())
     }
 
-    async fn update_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+    async fn update_session(
+        &self,
+        lease: &Lease,
+        record: &SessionRecord,
+    ) -> Result<(), StoreError> {
         let mut tables = self.tables()?;
+        tables.check(lease)?;
         let stored = (tables.sessions.get_mut(&record.info.id))
             .ok_or_else(|| StoreError::NotFound(record.info.id.clone()))?;
         *stored = record.clone();
@@ -183,6 +202,11 @@ impl MetadataStore for MemoryStore {
         tables.prompts.remove(session_id);
         tables.events.remove(session_id);
         tables.compacted.remove(session_id);
+        // The lease stays, a generation on, so no earlier holder writes to a deleted session.
+        if let Some((_, generation, until)) = tables.leases.get_mut(session_id) {
+            *generation += 1;
+            *until = tokio::time::Instant::now();
+        }
         tables
             .idempotency_keys
             .retain(|_, (_, owner)| owner != session_id);
@@ -206,12 +230,15 @@ impl MetadataStore for MemoryStore {
 
     async fn set_prompt_state(
         &self,
-        session_id: &str,
+        lease: &Lease,
         prompt_id: &str,
         state: PromptState,
     ) -> Result<(), StoreError> {
         let mut tables = self.tables()?;
-        let prompts = tables.prompts.get_mut(session_id).into_iter().flatten();
+        tables.check(lease)?;
+        let prompts = (tables.prompts.get_mut(&lease.session_id))
+            .into_iter()
+            .flatten();
         for prompt in prompts.filter(|prompt| prompt.prompt_id == prompt_id) {
             prompt.state = state;
         }
@@ -266,16 +293,63 @@ impl MetadataStore for MemoryStore {
 
 #[async_trait]
 impl EventLog for MemoryStore {
-    async fn append(&self, session_id: &str, events: &[StoredEvent]) -> Result<(), StoreError> {
+    async fn acquire(
+        &self,
+        session_id: &str,
+        gateway_id: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let mut tables = self.tables()?;
+        let now = tokio::time::Instant::now();
+        let generation = match tables.leases.get(session_id) {
+            Some((holder, _, until)) if holder != gateway_id && *until > now => return Ok(None),
+            Some((_, generation, _)) => generation + 1,
+            None => 1,
+        };
+        let lease = (gateway_id.to_owned(), generation, now + ttl);
+        tables.leases.insert(session_id.to_owned(), lease);
+        Ok(Some(Lease {
+            session_id: session_id.to_owned(),
+            gateway_id: gateway_id.to_owned(),
+            generation,
+        }))
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        let mut tables = self.tables()?;
+        match tables.leases.get_mut(&lease.session_id) {
+            Some((holder, generation, until))
+                if *holder == lease.gateway_id && *generation == lease.generation =>
+            {
+                *until = tokio::time::Instant::now() + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        if let Some((_, generation, until)) = tables.leases.get_mut(&lease.session_id)
+            && *generation == lease.generation
+        {
+            *until = tokio::time::Instant::now();
+        }
+        Ok(())
+    }
+
+    async fn append(&self, lease: &Lease, events: &[StoredEvent]) -> Result<(), StoreError> {
         let _ = self.appends_held.subscribe().wait_for(|held| !held).await;
         let mut tables = self.tables()?;
+        let session_id = &lease.session_id;
+        tables.check(lease)?;
         let log = tables.events.entry(session_id.to_owned()).or_default();
+        let head = log.keys().next_back().copied().unwrap_or(0);
         // All or nothing, as one transaction.
-        if let Some(taken) = events.iter().find(|event| log.contains_key(&event.seq)) {
-            return Err(StoreError::Conflict(format!(
-                "event {} of session {session_id} already exists",
-                taken.seq
-            )));
+        if let Some(first) = events.first()
+            && first.seq != head + 1
+        {
+            return Err(not_after_head(session_id, first.seq, head));
         }
         log.extend(events.iter().map(|event| (event.seq, event.frame.clone())));
         Ok(())
@@ -311,11 +385,13 @@ impl EventLog for MemoryStore {
 
     async fn compact(
         &self,
-        session_id: &str,
+        lease: &Lease,
         through_seq: u64,
         transcript: &Transcript,
     ) -> Result<(), StoreError> {
+        let session_id = &lease.session_id;
         let mut tables = self.tables()?;
+        tables.check(lease)?;
         (tables.compacted).insert(session_id.to_owned(), transcript.clone());
         if let Some(log) = tables.events.get_mut(session_id) {
             *log = log.split_off(&through_seq.saturating_add(1));

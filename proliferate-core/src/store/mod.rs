@@ -11,6 +11,8 @@ mod postgres;
 mod rows;
 mod sqlite;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -85,6 +87,18 @@ pub struct PromptRecord {
     pub sender: Sender,
 }
 
+/// A gateway's lease on a session's log: while it holds, this gateway alone writes the log and
+/// runs the session. Each taking raises the generation, which fences out every earlier holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The session.
+    pub session_id: String,
+    /// The gateway holding it.
+    pub gateway_id: String,
+    /// Raised by each taking; appends under an older one are refused.
+    pub generation: u64,
+}
+
 /// One event of a session's log: the seq and the exact bytes of its `event` frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
@@ -121,6 +135,9 @@ pub enum StoreError {
     /// A write collided with a record already there (an event's seq, a session's id).
     #[error("already exists: {0}")]
     Conflict(String),
+    /// The write was refused: another gateway's lease holds the session's log now.
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// The store could not be reached, or is busy (another writer holds its lock).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
@@ -152,17 +169,34 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// Whether a database's error code says to try again: PostgreSQL's SQLSTATEs (five characters)
-/// for a serialization failure, a deadlock, a lost connection, too many connections or a server
-/// shutting down; SQLite's BUSY and LOCKED (numbers), with their extended codes.
+/// for a serialization failure, a deadlock, a lost connection, too many connections, a lock not
+/// granted in time or a server shutting down; SQLite's BUSY and LOCKED (numbers), with their extended codes.
 fn busy(code: &str) -> bool {
     if code.len() == 5 {
         return matches!(
             code,
-            "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03"
+            "40001" | "40P01" | "53300" | "55P03" | "57P01" | "57P02" | "57P03"
         ) || code.starts_with("08");
     }
     code.parse::<u32>()
         .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
+/// The refusal of an append under `generation` when the log's lease is at `current`.
+fn fenced(session_id: &str, generation: u64, current: Option<u64>) -> StoreError {
+    StoreError::Fenced(match current {
+        Some(current) => format!(
+            "session {session_id}'s log is held by lease generation {current}, not {generation}"
+        ),
+        None => format!("session {session_id}'s log has no lease"),
+    })
+}
+
+/// The refusal of an append whose first event does not follow the log's head.
+fn not_after_head(session_id: &str, first: u64, head: u64) -> StoreError {
+    StoreError::Conflict(format!(
+        "session {session_id}'s log ends at {head}: event {first} does not follow it"
+    ))
 }
 
 /// A unique key for a creation request, and a digest of the request it belongs to.
@@ -199,8 +233,10 @@ pub trait MetadataStore: Send + Sync {
     /// Sessions whose status says an agent should be running (to resume after a restart).
     async fn live_sessions(&self) -> Result<Vec<SessionRecord>, StoreError>;
 
-    /// Replaces a session's record.
-    async fn update_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
+    /// Replaces a session's record, under the lease on its log (refused with
+    /// [`StoreError::Fenced`] once another generation holds it).
+    async fn update_session(&self, lease: &Lease, record: &SessionRecord)
+    -> Result<(), StoreError>;
 
     /// Removes a session with its prompts and events.
     async fn delete_session(&self, session_id: &str) -> Result<(), StoreError>;
@@ -209,10 +245,10 @@ pub trait MetadataStore: Send + Sync {
     async fn admit_prompt(&self, prompt: &PromptRecord)
     -> Result<(PromptRecord, bool), StoreError>;
 
-    /// Moves a prompt to another state.
+    /// Moves a prompt to another state, under the lease on its session's log.
     async fn set_prompt_state(
         &self,
-        session_id: &str,
+        lease: &Lease,
         prompt_id: &str,
         state: PromptState,
     ) -> Result<(), StoreError>;
@@ -248,8 +284,25 @@ pub struct RevokedToken {
 /// The ordered event log. One writer per session (the hub) assigns the seqs.
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    /// Appends events, in one transaction, in the order given.
-    async fn append(&self, session_id: &str, events: &[StoredEvent]) -> Result<(), StoreError>;
+    /// Takes the lease on the session's log for `gateway_id`, for `ttl`, unless another
+    /// gateway's lease is unexpired; a gateway taking its own lease again gets a new generation.
+    async fn acquire(
+        &self,
+        session_id: &str,
+        gateway_id: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// Extends the lease to `ttl` from now; false once another generation holds the log.
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Gives the lease up, so another gateway may take the log at once; the generation stays.
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Appends events under `lease`, in one transaction, in the order given: refused with
+    /// [`StoreError::Fenced`] once another generation holds the log, and with
+    /// [`StoreError::Conflict`] unless the first event follows the log's head.
+    async fn append(&self, lease: &Lease, events: &[StoredEvent]) -> Result<(), StoreError>;
 
     /// Events with `seq > after_seq`, in order, at most `limit`.
     async fn read(
@@ -263,10 +316,10 @@ pub trait EventLog: Send + Sync {
     async fn bounds(&self, session_id: &str) -> Result<Option<(u64, u64)>, StoreError>;
 
     /// Drops the events through `through_seq` and keeps `transcript` (the session folded at
-    /// least that far) in their place, in one transaction.
+    /// least that far) in their place, in one transaction, under the lease on the log.
     async fn compact(
         &self,
-        session_id: &str,
+        lease: &Lease,
         through_seq: u64,
         transcript: &Transcript,
     ) -> Result<(), StoreError>;

@@ -13,7 +13,8 @@ use super::*;
 const MIGRATION_LOCK: i64 = 0x7072_6f6c_6966_6572;
 
 /// Schema migrations, applied in order; `schema_migrations` records the applied ones.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sessions (
     id TEXT PRIMARY KEY,
     organization_id TEXT NOT NULL,
@@ -79,7 +80,19 @@ CREATE TABLE compacted_transcripts (
     session_id TEXT PRIMARY KEY,
     transcript TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE session_leases (
+    session_id TEXT PRIMARY KEY,
+    gateway_id TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+"#,
+];
+
+/// The database's clock in milliseconds: every gateway reads leases by the same clock.
+const NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
 const SELECT_SESSION: &str = "SELECT info, agent_session_id, \
      (SELECT MAX(seq) FROM events WHERE events.session_id = sessions.id) AS head_seq \
@@ -247,7 +260,13 @@ impl MetadataStore for PostgresStore {
         .collect()
     }
 
-    async fn update_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+    async fn update_session(
+        &self,
+        lease: &Lease,
+        record: &SessionRecord,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        check_lease(&mut transaction, lease).await?;
         let updated = sqlx::query(
             "UPDATE sessions SET status = $1, info = $2, agent_session_id = $3 WHERE id = $4",
         )
@@ -255,8 +274,9 @@ impl MetadataStore for PostgresStore {
         .bind(serde_json::to_string(&record.info).map_err(corrupt)?)
         .bind(&record.agent_session_id)
         .bind(&record.info.id)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(record.info.id.clone()));
         }
@@ -280,6 +300,14 @@ impl MetadataStore for PostgresStore {
             .bind(session_id)
             .execute(&mut *transaction)
             .await?;
+        // The lease stays, a generation on, so no earlier holder writes to a deleted session.
+        sqlx::query(
+            "UPDATE session_leases SET generation = generation + 1, expires_at = 0 \
+             WHERE session_id = $1",
+        )
+        .bind(session_id)
+        .execute(&mut *transaction)
+        .await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -322,16 +350,19 @@ impl MetadataStore for PostgresStore {
 
     async fn set_prompt_state(
         &self,
-        session_id: &str,
+        lease: &Lease,
         prompt_id: &str,
         state: PromptState,
     ) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        check_lease(&mut transaction, lease).await?;
         sqlx::query("UPDATE prompts SET state = $1 WHERE session_id = $2 AND prompt_id = $3")
             .bind(state.as_str())
-            .bind(session_id)
+            .bind(&lease.session_id)
             .bind(prompt_id)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await?;
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -398,7 +429,82 @@ impl MetadataStore for PostgresStore {
 
 #[async_trait]
 impl EventLog for PostgresStore {
-    async fn append(&self, session_id: &str, events: &[StoredEvent]) -> Result<(), StoreError> {
+    async fn acquire(
+        &self,
+        session_id: &str,
+        gateway_id: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        // Waits for writes under the current lease to commit (they hold its row), so the new
+        // holder reads the head after them; at most a few seconds, for a holder cut off in the
+        // middle of one.
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '5s'")
+            .execute(&mut *transaction)
+            .await?;
+        let upsert = format!(
+            "INSERT INTO session_leases (session_id, gateway_id, generation, expires_at) \
+             VALUES ($1, $2, 1, {NOW} + $3) \
+             ON CONFLICT (session_id) DO UPDATE SET gateway_id = EXCLUDED.gateway_id, \
+             generation = session_leases.generation + 1, expires_at = EXCLUDED.expires_at \
+             WHERE session_leases.expires_at <= {NOW} \
+             OR session_leases.gateway_id = EXCLUDED.gateway_id \
+             RETURNING generation"
+        );
+        let generation: Option<i64> = sqlx::query_scalar(&upsert)
+            .bind(session_id)
+            .bind(gateway_id)
+            .bind(ttl.as_millis() as i64)
+            .fetch_optional(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(generation.map(|generation| Lease {
+            session_id: session_id.to_owned(),
+            gateway_id: gateway_id.to_owned(),
+            generation: generation as u64,
+        }))
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(&format!(
+            "UPDATE session_leases SET expires_at = {NOW} + $1 \
+             WHERE session_id = $2 AND gateway_id = $3 AND generation = $4"
+        ))
+        .bind(ttl.as_millis() as i64)
+        .bind(&lease.session_id)
+        .bind(&lease.gateway_id)
+        .bind(lease.generation as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE session_leases SET expires_at = 0 WHERE session_id = $1 AND generation = $2",
+        )
+        .bind(&lease.session_id)
+        .bind(lease.generation as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn append(&self, lease: &Lease, events: &[StoredEvent]) -> Result<(), StoreError> {
+        let session_id = &lease.session_id;
+        let mut transaction = self.pool.begin().await?;
+        check_lease(&mut transaction, lease).await?;
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE session_id = $1")
+                .bind(session_id)
+                .fetch_one(&mut *transaction)
+                .await?;
+        let head = head.unwrap_or(0) as u64;
+        if let Some(first) = events.first()
+            && first.seq != head + 1
+        {
+            return Err(not_after_head(session_id, first.seq, head));
+        }
         let seqs: Vec<i64> = events.iter().map(|event| event.seq as i64).collect();
         let frames: Vec<&[u8]> = events.iter().map(|event| &event.frame[..]).collect();
         sqlx::query(
@@ -408,8 +514,9 @@ impl EventLog for PostgresStore {
         .bind(session_id)
         .bind(seqs)
         .bind(frames)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -447,12 +554,14 @@ impl EventLog for PostgresStore {
 
     async fn compact(
         &self,
-        session_id: &str,
+        lease: &Lease,
         through_seq: u64,
         transcript: &Transcript,
     ) -> Result<(), StoreError> {
         let text = serde_json::to_string(transcript).map_err(corrupt)?;
+        let session_id = &lease.session_id;
         let mut transaction = self.pool.begin().await?;
+        check_lease(&mut transaction, lease).await?;
         sqlx::query(
             "INSERT INTO compacted_transcripts (session_id, transcript) VALUES ($1, $2) \
              ON CONFLICT (session_id) DO UPDATE SET transcript = EXCLUDED.transcript",
@@ -525,5 +634,22 @@ impl UsageLedger for PostgresStore {
             rows::add_model_usage(&mut report, row)?;
         }
         Ok(report)
+    }
+}
+
+/// Refuses a write, in its transaction, under a lease that no longer holds the session's log; the lease's row stays locked until the transaction ends, so no taking passes it meanwhile.
+async fn check_lease(connection: &mut sqlx::PgConnection, lease: &Lease) -> Result<(), StoreError> {
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT generation FROM session_leases WHERE session_id = $1 FOR SHARE")
+            .bind(&lease.session_id)
+            .fetch_optional(connection)
+            .await?;
+    match current == Some(lease.generation as i64) {
+        true => Ok(()),
+        false => Err(fenced(
+            &lease.session_id,
+            lease.generation,
+            current.map(|g| g as u64),
+        )),
     }
 }

@@ -9,6 +9,7 @@ use sqlx::{Row, SqlitePool};
 
 use super::rows::{self, corrupt};
 use super::*;
+use crate::clock::now_millis;
 
 /// Every write is a transaction that takes the write lock when it begins, so one that reads
 /// first waits out another writer (the busy timeout) instead of failing when its snapshot went
@@ -85,6 +86,14 @@ CREATE TABLE revoked_tokens (
 CREATE TABLE compacted_transcripts (
     session_id TEXT PRIMARY KEY,
     transcript TEXT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE session_leases (
+    session_id TEXT PRIMARY KEY,
+    gateway_id TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
 );
 "#,
 ];
@@ -271,8 +280,13 @@ impl MetadataStore for SqliteStore {
         .collect()
     }
 
-    async fn update_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+    async fn update_session(
+        &self,
+        lease: &Lease,
+        record: &SessionRecord,
+    ) -> Result<(), StoreError> {
         let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
+        check_lease(&mut transaction, lease).await?;
         let updated = sqlx::query(
             "UPDATE sessions SET status = ?, info = ?, agent_session_id = ? WHERE id = ?",
         )
@@ -306,6 +320,14 @@ impl MetadataStore for SqliteStore {
             .bind(session_id)
             .execute(&mut *transaction)
             .await?;
+        // The lease stays, a generation on, so no earlier holder writes to a deleted session.
+        sqlx::query(
+            "UPDATE session_leases SET generation = generation + 1, expires_at = 0 \
+             WHERE session_id = ?",
+        )
+        .bind(session_id)
+        .execute(&mut *transaction)
+        .await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -348,14 +370,15 @@ impl MetadataStore for SqliteStore {
 
     async fn set_prompt_state(
         &self,
-        session_id: &str,
+        lease: &Lease,
         prompt_id: &str,
         state: PromptState,
     ) -> Result<(), StoreError> {
         let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
+        check_lease(&mut transaction, lease).await?;
         sqlx::query("UPDATE prompts SET state = ? WHERE session_id = ? AND prompt_id = ?")
             .bind(state.as_str())
-            .bind(session_id)
+            .bind(&lease.session_id)
             .bind(prompt_id)
             .execute(&mut *transaction)
             .await?;
@@ -432,8 +455,80 @@ impl MetadataStore for SqliteStore {
 
 #[async_trait]
 impl EventLog for SqliteStore {
-    async fn append(&self, session_id: &str, events: &[StoredEvent]) -> Result<(), StoreError> {
+    async fn acquire(
+        &self,
+        session_id: &str,
+        gateway_id: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let now = now_millis();
         let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
+        let generation: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO session_leases (session_id, gateway_id, generation, expires_at) \
+             VALUES (?, ?, 1, ?) \
+             ON CONFLICT (session_id) DO UPDATE SET gateway_id = excluded.gateway_id, \
+             generation = session_leases.generation + 1, expires_at = excluded.expires_at \
+             WHERE session_leases.expires_at <= ? OR session_leases.gateway_id = excluded.gateway_id \
+             RETURNING generation",
+        )
+        .bind(session_id)
+        .bind(gateway_id)
+        .bind(now + ttl.as_millis() as i64)
+        .bind(now)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(generation.map(|generation| Lease {
+            session_id: session_id.to_owned(),
+            gateway_id: gateway_id.to_owned(),
+            generation: generation as u64,
+        }))
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
+        let renewed = sqlx::query(
+            "UPDATE session_leases SET expires_at = ? \
+             WHERE session_id = ? AND gateway_id = ? AND generation = ?",
+        )
+        .bind(now_millis() + ttl.as_millis() as i64)
+        .bind(&lease.session_id)
+        .bind(&lease.gateway_id)
+        .bind(lease.generation as i64)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(
+            "UPDATE session_leases SET expires_at = 0 WHERE session_id = ? AND generation = ?",
+        )
+        .bind(&lease.session_id)
+        .bind(lease.generation as i64)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn append(&self, lease: &Lease, events: &[StoredEvent]) -> Result<(), StoreError> {
+        let session_id = &lease.session_id;
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
+        check_lease(&mut transaction, lease).await?;
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE session_id = ?")
+                .bind(session_id)
+                .fetch_one(&mut *transaction)
+                .await?;
+        let head = head.unwrap_or(0) as u64;
+        if let Some(first) = events.first()
+            && first.seq != head + 1
+        {
+            return Err(not_after_head(session_id, first.seq, head));
+        }
         for event in events {
             sqlx::query("INSERT INTO events (session_id, seq, frame) VALUES (?, ?, ?)")
                 .bind(session_id)
@@ -479,12 +574,14 @@ impl EventLog for SqliteStore {
 
     async fn compact(
         &self,
-        session_id: &str,
+        lease: &Lease,
         through_seq: u64,
         transcript: &Transcript,
     ) -> Result<(), StoreError> {
         let text = serde_json::to_string(transcript).map_err(corrupt)?;
+        let session_id = &lease.session_id;
         let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
+        check_lease(&mut transaction, lease).await?;
         sqlx::query(
             "INSERT INTO compacted_transcripts (session_id, transcript) VALUES (?, ?) \
              ON CONFLICT (session_id) DO UPDATE SET transcript = excluded.transcript",
@@ -560,5 +657,25 @@ impl UsageLedger for SqliteStore {
             rows::add_model_usage(&mut report, row)?;
         }
         Ok(report)
+    }
+}
+
+/// Refuses a write, in its transaction, under a lease that no longer holds the session's log.
+async fn check_lease(
+    connection: &mut sqlx::SqliteConnection,
+    lease: &Lease,
+) -> Result<(), StoreError> {
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT generation FROM session_leases WHERE session_id = ?")
+            .bind(&lease.session_id)
+            .fetch_optional(connection)
+            .await?;
+    match current == Some(lease.generation as i64) {
+        true => Ok(()),
+        false => Err(fenced(
+            &lease.session_id,
+            lease.generation,
+            current.map(|g| g as u64),
+        )),
     }
 }

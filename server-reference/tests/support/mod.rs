@@ -39,6 +39,8 @@ pub fn opencode_program() -> PathBuf {
 pub struct TestServer {
     pub base: String,
     pub data_dir: PathBuf,
+    /// The PostgreSQL database it runs on, under `PROLIFERATE_TEST_STORE=postgres`.
+    database: Option<String>,
     arguments: Vec<String>,
     launch: Launch,
     child: Child,
@@ -97,14 +99,23 @@ impl TestServer {
         data_dir: PathBuf,
         arguments: &[&str],
     ) -> Self {
-        let arguments: Vec<String> = arguments
+        let mut arguments: Vec<String> = arguments
             .iter()
             .map(|argument| argument.to_string())
             .collect();
+        let database = (!arguments
+            .iter()
+            .any(|argument| argument == "--database-url"))
+        .then(own_database)
+        .flatten();
+        if let Some(name) = &database {
+            arguments.extend(["--database-url".into(), database_url(name)]);
+        }
         let (child, base) = spawn(&launch, &data_dir, &arguments, "127.0.0.1:0");
         Self {
             base,
             data_dir,
+            database,
             arguments,
             launch,
             child,
@@ -219,7 +230,43 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.terminate();
+        if let Some(name) = &self.database {
+            psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
     }
+}
+
+/// With `PROLIFERATE_TEST_STORE=postgres`, a database of its own on the machine's PostgreSQL
+/// for each test server, instead of SQLite in its data folder.
+fn own_database() -> Option<String> {
+    let store = std::env::var("PROLIFERATE_TEST_STORE").unwrap_or_default();
+    (store == "postgres").then(|| {
+        let name = format!("proliferate_test_{}", uuid::Uuid::new_v4().simple());
+        psql(&format!("CREATE DATABASE {name}"));
+        name
+    })
+}
+
+fn database_url(name: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
+/// Runs one statement as the machine's PostgreSQL superuser.
+fn psql(statement: &str) {
+    let status = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-qc",
+            statement,
+        ])
+        .status()
+        .expect("psql runs");
+    assert!(status.success(), "psql: {statement}");
 }
 
 fn spawn(launch: &Launch, data_dir: &Path, arguments: &[String], listen: &str) -> (Child, String) {

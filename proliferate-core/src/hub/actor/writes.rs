@@ -102,7 +102,8 @@ pub(super) struct Answer {
 }
 
 /// Stores `batch` in order, stopping at the first failure.
-async fn write(services: Arc<Services>, session_id: String, mut batch: Batch) -> Written {
+async fn write(services: Arc<Services>, lease: Lease, mut batch: Batch) -> Written {
+    let session_id = lease.session_id.clone();
     let mut written = Written {
         appended: Vec::new(),
         compacted: None,
@@ -111,16 +112,16 @@ async fn write(services: Arc<Services>, session_id: String, mut batch: Batch) ->
     };
     let result = async {
         if !batch.events.is_empty() {
-            services.log.append(&session_id, &batch.events).await?;
+            services.log.append(&lease, &batch.events).await?;
             written.appended = std::mem::take(&mut batch.events);
         }
         if let Some(record) = &batch.record {
-            services.store.update_session(record).await?;
+            services.store.update_session(&lease, record).await?;
             batch.record = None;
         }
         while let Some((prompt_id, state)) = batch.prompt_states.first() {
             (services.store)
-                .set_prompt_state(&session_id, prompt_id, *state)
+                .set_prompt_state(&lease, prompt_id, *state)
                 .await?;
             batch.prompt_states.remove(0);
         }
@@ -133,7 +134,7 @@ async fn write(services: Arc<Services>, session_id: String, mut batch: Batch) ->
                 }
             };
             if let Some(through_seq) = through_seq {
-                log.compact(&session_id, through_seq, transcript).await?;
+                log.compact(&lease, through_seq, transcript).await?;
                 written.compacted = Some(through_seq);
             }
             batch.compact = None;
@@ -240,8 +241,8 @@ impl Hub {
             prompt_states: std::mem::take(&mut self.prompt_states),
             compact: self.compaction_due(),
         };
-        let (services, session_id) = (self.services.clone(), self.record.info.id.clone());
-        self.writing = Some(tokio::spawn(write(services, session_id, batch)));
+        let (services, lease) = (self.services.clone(), self.lease.clone());
+        self.writing = Some(tokio::spawn(write(services, lease, batch)));
     }
 
     /// Publishes what a write stored and answers the senders it was for; on failure, puts the
