@@ -231,7 +231,8 @@ impl Hub {
         let retry_due = self.retry_at.is_none_or(|at| at <= Instant::now());
         let staged =
             !self.unpersisted.is_empty() || self.record_dirty || !self.prompt_states.is_empty();
-        if self.writing.is_some() || !retry_due || !staged {
+        // Nothing more is written for a session being deleted.
+        if self.writing.is_some() || !retry_due || !staged || self.deleting.is_some() {
             return;
         }
         self.retry_at = None;
@@ -282,6 +283,11 @@ impl Hub {
             (answer.send)(None);
         }
         if let Err(error) = written.result {
+            if self.deleting.is_some() {
+                // The session went first: what was left to write goes with it.
+                tracing::debug!(session_id = %self.record.info.id, error = %error, "a write met the delete");
+                return Ok(());
+            }
             let rest = written.rest;
             self.unpersisted.splice(0..0, rest.events);
             self.record_dirty |= rest.record.is_some();
