@@ -211,6 +211,9 @@ async fn run(steps: Vec<Step>) {
         cancel_grace: Duration::from_secs(10),
         idle_grace: Duration::from_secs(300),
         evict_after: Duration::from_secs(30),
+        // Outages here may be long; a lease lapsing under one stops the hub, which
+        // `ownership.rs` tests. Here the log's promises are what is tested.
+        lease_ttl: Duration::from_secs(24 * 3600),
         ..HubConfig::default()
     })
     .await;
