@@ -52,6 +52,14 @@ pub enum GatewayError {
     /// The gateway cannot serve this now.
     #[error("{0}")]
     Unavailable(String),
+    /// The gateway running the session refused, with this code.
+    #[error("{message}")]
+    Relayed {
+        /// The refusal's stable code.
+        code: ErrorCode,
+        /// Why, as the refusing gateway put it.
+        message: String,
+    },
 }
 
 impl GatewayError {
@@ -63,6 +71,7 @@ impl GatewayError {
     /// The protocol's machine code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
+            Self::Relayed { code, .. } => code.clone(),
             Self::BadRequest(_) => ErrorCode::BadRequest,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,

@@ -14,6 +14,8 @@ pub mod agent;
 #[cfg(feature = "engine")]
 pub mod auth;
 #[cfg(feature = "engine")]
+pub mod bus;
+#[cfg(feature = "engine")]
 pub mod clock;
 #[cfg(feature = "engine")]
 mod error;

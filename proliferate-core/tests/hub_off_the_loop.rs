@@ -104,6 +104,7 @@ async fn a_session_streams_beats_and_runs_turns_while_its_snapshot_is_saved() {
             heartbeat_interval: Duration::from_secs(1),
             ..HubConfig::default()
         },
+        bus: None,
     })
     .await
     .unwrap();

@@ -243,6 +243,11 @@ async fn a_lease_fences_every_earlier_holder_and_lapses_unless_renewed(store: &d
         None,
         "held by g1"
     );
+    assert_eq!(
+        store.holder("ses_lease").await.unwrap().as_deref(),
+        Some("g1")
+    );
+    assert_eq!(store.holder("ses_unleased").await.unwrap(), None);
     store.append(&first, &events(1..=2)).await.unwrap();
     assert!(store.renew(&first, TTL).await.unwrap());
 
@@ -266,6 +271,7 @@ async fn a_lease_fences_every_earlier_holder_and_lapses_unless_renewed(store: &d
         "an old release frees nothing"
     );
     store.release(&second).await.unwrap();
+    assert_eq!(store.holder("ses_lease").await.unwrap(), None, "released");
     let third = store
         .acquire("ses_lease", "g2", TTL)
         .await
@@ -281,6 +287,7 @@ async fn a_lease_fences_every_earlier_holder_and_lapses_unless_renewed(store: &d
     assert!(store.renew(&third, short).await.unwrap());
     assert_eq!(store.acquire("ses_lease", "g3", TTL).await.unwrap(), None);
     tokio::time::sleep(short + Duration::from_secs(1)).await;
+    assert_eq!(store.holder("ses_lease").await.unwrap(), None, "lapsed");
     let fourth = store
         .acquire("ses_lease", "g3", TTL)
         .await

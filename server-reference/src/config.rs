@@ -30,6 +30,11 @@ pub struct ServeArgs {
     /// The most connections to the PostgreSQL database.
     #[arg(long, env = "PROLIFERATE_DATABASE_CONNECTIONS", default_value_t = 16)]
     pub database_connections: u32,
+    /// A Redis server (`redis://host:port/`) that joins the gateways sharing the database, so
+    /// any of them serves any session to its clients; without one, a session is served only
+    /// by the gateway running it.
+    #[arg(long, env = "PROLIFERATE_BUS_URL", hide_env_values = true)]
+    pub bus_url: Option<String>,
     /// The name this gateway holds session leases under: the same across its restarts, and
     /// different for every gateway sharing the database [default: the machine's host name].
     #[arg(long, env = "PROLIFERATE_GATEWAY_ID")]

@@ -21,6 +21,9 @@ use std::time::Duration;
 
 use proliferate_core::agent::opencode::{OpenCodeConfig, OpenCodeDriver};
 use proliferate_core::auth::Authenticator;
+use proliferate_core::bus::Bus;
+#[cfg(feature = "redis")]
+use proliferate_core::bus::redis::RedisBus;
 use proliferate_core::sandbox::{EgressPolicy, LocalProvider, LocalProviderConfig, SandboxError};
 #[cfg(feature = "postgres")]
 use proliferate_core::store::PostgresStore;
@@ -142,6 +145,24 @@ async fn open_store(args: &ServeArgs, data_dir: &Path) -> Result<Store, ServeErr
     }
 }
 
+/// The bus to the other gateways, when a Redis server is given.
+async fn open_bus(args: &ServeArgs) -> Result<Option<Arc<dyn Bus>>, ServeError> {
+    match &args.bus_url {
+        None => Ok(None),
+        #[cfg(feature = "redis")]
+        Some(url) => {
+            let bus = RedisBus::connect(url)
+                .await
+                .map_err(|error| ServeError::Config(format!("--bus-url: {error}")))?;
+            Ok(Some(Arc::new(bus)))
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(_) => Err(ServeError::Config(
+            "this server was built without the Redis bus (the `redis` feature)".into(),
+        )),
+    }
+}
+
 impl Server {
     /// Opens the store, recovers sessions from a previous run, and starts serving.
     pub async fn start(args: &ServeArgs) -> Result<Self, ServeError> {
@@ -202,6 +223,7 @@ impl Server {
             driver: Arc::new(OpenCodeDriver::new(opencode)),
             authenticator,
             config: args.hub(),
+            bus: open_bus(args).await?,
         })
         .await?;
         model_proxy.attach(Arc::new(gateway.clone()));

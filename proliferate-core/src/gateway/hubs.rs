@@ -47,8 +47,29 @@ impl Hubs {
 }
 
 impl Services {
-    /// The session's hub, started (from the store) if it has none.
-    pub(crate) async fn hub(self: &Arc<Self>, session_id: &str) -> Result<HubHandle, GatewayError> {
+    /// The session's hub if this gateway runs it now; never starts one.
+    pub(crate) fn running_hub(&self, session_id: &str) -> Option<HubHandle> {
+        let table = self.hubs.table();
+        let hub = table.get(session_id)?.get()?;
+        (hub.follows().is_none() && !hub.is_closed()).then(|| hub.clone())
+    }
+
+    /// The session's hub if this gateway runs it, started if it can lease the session.
+    pub(crate) async fn hub_here(
+        self: &Arc<Self>,
+        session_id: &str,
+    ) -> Result<HubHandle, GatewayError> {
+        self.find_hub(session_id, false).await
+    }
+
+    /// The session's hub, started (from the store) if it has none: its own if this gateway
+    /// can lease the session, else, when `may_follow` and on a bus, one that follows the
+    /// gateway running it.
+    async fn find_hub(
+        self: &Arc<Self>,
+        session_id: &str,
+        may_follow: bool,
+    ) -> Result<HubHandle, GatewayError> {
         let cell = {
             let mut table = self.hubs.table();
             let cell = table.entry(session_id.to_owned()).or_default();
@@ -58,34 +79,12 @@ impl Services {
             cell.clone()
         };
         let started = cell
-            .get_or_try_init(|| async {
-                // Leased first, so the session read next is the log's head as this hub takes it.
-                let (config, taken_at) = (&self.config, tokio::time::Instant::now());
-                let lease = (self.log)
-                    .acquire(session_id, &config.gateway_id, config.lease_ttl)
-                    .await?
-                    .ok_or_else(|| {
-                        GatewayError::Unavailable(format!(
-                            "session {session_id} is run by another gateway"
-                        ))
-                    })?;
-                let Some(record) = self.store.session(session_id).await? else {
-                    self.log.release(&lease).await?;
-                    return Err(GatewayError::NotFound(format!("no session {session_id}")));
-                };
-                let hub =
-                    match crate::hub::spawn(self.clone(), record, lease.clone(), taken_at).await {
-                        Ok(hub) => hub,
-                        Err(error) => {
-                            let _ = self.log.release(&lease).await;
-                            return Err(error);
-                        }
-                    };
-                self.metrics.hub_started();
-                Ok::<_, GatewayError>(hub)
-            })
+            .get_or_try_init(|| self.start_hub(session_id, may_follow))
             .await;
         match started {
+            Ok(hub) if hub.follows().is_some() && !may_follow => Err(GatewayError::Unavailable(
+                format!("session {session_id} is not run by this gateway"),
+            )),
             Ok(hub) => Ok(hub.clone()),
             Err(error) => {
                 let mut table = self.hubs.table();
@@ -97,15 +96,69 @@ impl Services {
         }
     }
 
+    async fn start_hub(
+        self: &Arc<Self>,
+        session_id: &str,
+        may_follow: bool,
+    ) -> Result<HubHandle, GatewayError> {
+        let held_elsewhere =
+            || GatewayError::Unavailable(format!("session {session_id} is run by another gateway"));
+        // A lease released between the attempt and the look at its holder is tried again.
+        for _ in 0..2 {
+            // Leased first, so the session read next is the log's head as this hub takes it.
+            let (config, taken_at) = (&self.config, tokio::time::Instant::now());
+            let lease = (self.log)
+                .acquire(session_id, &config.gateway_id, config.lease_ttl)
+                .await?;
+            let Some(lease) = lease else {
+                let relay = match &self.relay {
+                    Some(relay) if may_follow => relay.clone(),
+                    _ => return Err(held_elsewhere()),
+                };
+                let Some(owner) = self.log.holder(session_id).await? else {
+                    continue;
+                };
+                let Some(record) = self.store.session(session_id).await? else {
+                    return Err(GatewayError::NotFound(format!("no session {session_id}")));
+                };
+                return crate::hub::follower::spawn(self.clone(), relay, record, owner).await;
+            };
+            let Some(record) = self.store.session(session_id).await? else {
+                self.log.release(&lease).await?;
+                return Err(GatewayError::NotFound(format!("no session {session_id}")));
+            };
+            return match crate::hub::spawn(self.clone(), record, lease.clone(), taken_at).await {
+                Ok(hub) => {
+                    self.metrics.hub_started();
+                    Ok(hub)
+                }
+                Err(error) => {
+                    let _ = self.log.release(&lease).await;
+                    Err(error)
+                }
+            };
+        }
+        Err(held_elsewhere())
+    }
+
     /// Hands `command` to the session's hub, starting a new one when the hub it reached has
     /// stopped. On failure the command comes back, with why.
     pub(crate) async fn deliver(
         self: &Arc<Self>,
         session_id: &str,
+        command: Command,
+    ) -> Result<(), (Command, GatewayError)> {
+        self.deliver_to(session_id, command, true).await
+    }
+
+    async fn deliver_to(
+        self: &Arc<Self>,
+        session_id: &str,
         mut command: Command,
+        may_follow: bool,
     ) -> Result<(), (Command, GatewayError)> {
         for _ in 0..DELIVERY_ATTEMPTS {
-            let hub = match self.hub(session_id).await {
+            let hub = match self.find_hub(session_id, may_follow).await {
                 Ok(hub) => hub,
                 Err(error) => return Err((command, error)),
             };
@@ -140,8 +193,26 @@ impl Services {
         session_id: &str,
         command: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, GatewayError> {
+        self.ask_to(session_id, command, true).await
+    }
+
+    /// [`Services::ask`] of a hub this gateway runs, never of one following another's.
+    pub(crate) async fn ask_here<T>(
+        self: &Arc<Self>,
+        session_id: &str,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, GatewayError> {
+        self.ask_to(session_id, command, false).await
+    }
+
+    async fn ask_to<T>(
+        self: &Arc<Self>,
+        session_id: &str,
+        command: impl FnOnce(Reply<T>) -> Command,
+        may_follow: bool,
+    ) -> Result<T, GatewayError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.deliver(session_id, command(reply))
+        self.deliver_to(session_id, command(reply), may_follow)
             .await
             .map_err(|(_, error)| error)?;
         answer

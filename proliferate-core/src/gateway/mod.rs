@@ -11,6 +11,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 mod hubs;
 mod prompts;
+pub(crate) mod relay;
 mod sessions;
 mod streams;
 mod usage;
@@ -18,6 +19,7 @@ mod usage;
 use crate::GatewayError;
 use crate::agent::AgentDriver;
 use crate::auth::Authenticator;
+use crate::bus::Bus;
 use crate::clock::now_millis;
 use crate::hub::{Command, HubConfig, Subscription};
 use crate::metrics::Metrics;
@@ -43,6 +45,8 @@ pub(crate) struct Services {
     pub connections: crate::quota::Quota<String>,
     /// Each session's hub, while it has one.
     pub hubs: hubs::Hubs,
+    /// This gateway's side of the bus to other gateways, if it has one.
+    pub relay: Option<Arc<relay::Relay>>,
 }
 
 /// The sessions whose sandbox is up or starting, by organisation, against the cap of
@@ -107,6 +111,9 @@ pub struct GatewayParts {
     pub usage: Arc<dyn UsageLedger>,
     /// Hub tunables.
     pub config: HubConfig,
+    /// The bus to the other gateways on the same store, if there are any: with it, a client
+    /// may reach any session through any of them (`docs/deployment.md`).
+    pub bus: Option<Arc<dyn Bus>>,
 }
 
 /// The engine behind every route and socket. Cheap to clone.
@@ -139,6 +146,7 @@ impl Gateway {
         if orphans > 0 {
             tracing::warn!(orphans, "stopped agents left by a previous run");
         }
+        let gateway_id = parts.config.gateway_id.clone();
         let gateway = Self {
             services: Arc::new(Services {
                 store: parts.store,
@@ -153,15 +161,24 @@ impl Gateway {
                 live: LiveSessions::default(),
                 connections: Default::default(),
                 hubs: Default::default(),
+                relay: (parts.bus.clone()).map(|bus| Arc::new(relay::Relay::new(bus, &gateway_id))),
             }),
         };
+        if let Some(bus) = parts.bus {
+            let inbox = bus
+                .subscribe(&crate::bus::gateway_subject(&gateway_id))
+                .await;
+            let inbox = inbox.map_err(|error| GatewayError::Unavailable(error.to_string()))?;
+            let services = Arc::downgrade(&gateway.services);
+            tokio::spawn(relay::listen(services, inbox));
+        }
         for revoked in gateway.services.store.revoked_tokens(now_millis()).await? {
             (gateway.services.authenticator).revoke(&revoked.jti, &revoked.organization_id);
         }
         // Sessions another gateway runs are left to it; one the store cannot serve now resumes
         // on the next call about it.
         for record in gateway.services.store.live_sessions().await? {
-            match gateway.services.hub(&record.info.id).await {
+            match gateway.services.hub_here(&record.info.id).await {
                 Err(GatewayError::Unavailable(reason)) => {
                     tracing::warn!(session_id = %record.info.id, reason, "not resumed at start");
                 }
@@ -267,8 +284,14 @@ impl Gateway {
         Ok(())
     }
 
-    /// Stops every hub and pauses every running agent, so nothing outlives the gateway.
+    /// Stops every hub and pauses every running agent, so nothing outlives the gateway; other
+    /// gateways' requests are no longer taken.
     pub async fn shutdown(&self) {
+        if let Some(relay) = &self.services.relay {
+            relay
+                .stopped
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         for hub in self.services.hubs.drain() {
             hub.shutdown().await;
         }

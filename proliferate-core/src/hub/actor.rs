@@ -17,6 +17,7 @@ use super::turn_queue::TurnQueue;
 use super::{Attached, Command, HubHandle, Reply};
 use crate::GatewayError;
 use crate::agent::{AgentControl, AgentPrompt, AgentSession, AgentUpdate, PermissionAsk};
+use crate::bus::wire::SessionMessage;
 use crate::clock::now_millis;
 use crate::gateway::Services;
 use crate::protocol::v1::*;
@@ -34,6 +35,8 @@ mod writes;
 const PAGE: u32 = 1000;
 /// Room for an event's envelope (session, seq, time) within the event size limit.
 const ENVELOPE_BYTES: usize = 256;
+/// Heartbeats without a report after which another gateway's connections are dropped.
+pub(crate) const REMOTE_BEATS: u32 = 3;
 
 /// What the hub's lifecycle asks it to do.
 type Effect = super::lifecycle::Effect<Arc<dyn AgentControl>, Reply<SessionInfo>>;
@@ -240,6 +243,7 @@ pub(crate) async fn spawn(
         commands,
         session_id: session_id.into(),
         deleted: hub.deleted.clone(),
+        follows: None,
     };
     tokio::spawn(hub.run(command_receiver, done_receiver));
     Ok(handle)
@@ -320,7 +324,8 @@ impl Hub {
                 .set_queued_prompts(&session_id, self.turns.waiting());
             if self.evicted {
                 tracing::debug!(session_id, "hub evicted");
-                self.leave(&mut commands).await;
+                let own = self.own_handle();
+                super::leave(&self.services, own, &session_id, &mut commands).await;
                 break;
             }
         }
@@ -334,25 +339,10 @@ impl Hub {
         if let Err(error) = self.services.log.release(&self.lease).await {
             tracing::warn!(session_id, error = %error, "the lease was not released");
         }
+        // Followers' clients reconnect once they hear, and find the session free to take.
+        let deleted = self.deleted.load(std::sync::atomic::Ordering::SeqCst);
+        self.announce(&SessionMessage::Ended { deleted });
         self.services.metrics.hub_stopped();
-    }
-
-    /// Leaves the hub table, then hands the commands that were already on their way to the
-    /// session's next hub.
-    async fn leave(&mut self, commands: &mut mpsc::Receiver<Command>) {
-        let session_id = &self.record.info.id;
-        if let Some(own) = self.own_handle() {
-            self.services.hubs.forget(session_id, &own);
-        }
-        commands.close();
-        let mut waiting = Vec::new();
-        while let Some(command) = commands.recv().await {
-            // No connection of this hub is left to disconnect.
-            if !matches!(command, Command::Disconnect(_)) {
-                waiting.push(command);
-            }
-        }
-        self.services.hand_over(session_id, waiting);
     }
 
     /// A handle to this hub, while anyone else holds one.
@@ -361,6 +351,7 @@ impl Hub {
             commands: self.own.upgrade()?,
             session_id: self.record.info.id.as_str().into(),
             deleted: self.deleted.clone(),
+            follows: None,
         })
     }
 
@@ -458,6 +449,14 @@ impl Hub {
     fn announce_presence(&mut self) {
         if let Some(frame) = self.fanout.take_presence_change() {
             self.publish(&frame);
+            self.announce(&SessionMessage::Control(frame.bytes));
+        }
+    }
+
+    /// Tells the gateways following the session, if there may be any.
+    pub(super) fn announce(&self, message: &SessionMessage) {
+        if let Some(relay) = &self.services.relay {
+            relay.announce(&self.record.info.id, message);
         }
     }
 
@@ -580,13 +579,20 @@ impl Hub {
         }
     }
 
-    /// Beats to every connection, and renews the running sandbox's token.
+    /// Beats to every connection and to the gateways following the session, forgets the
+    /// connections of gateways that stopped reporting them, and renews the running sandbox's
+    /// token.
     fn heartbeat(&mut self) {
+        let silence = self.services.config.heartbeat_interval * REMOTE_BEATS;
+        if let Some(before) = Instant::now().checked_sub(silence) {
+            self.fanout.expire_remote(before);
+        }
+        self.announce(&SessionMessage::Head(self.written_seq));
         if self.lifecycle.runs() {
             let lease = self.services.config.sandbox_token_lease();
             (self.services.authenticator).renew_sandbox_token(&self.record.info.id, lease);
         }
-        if !self.fanout.is_empty() {
+        if self.fanout.local_len() > 0 {
             let frame = Frame::control(&ServerFrame::Heartbeat(Heartbeat {
                 head_seq: self.head_seq,
                 ..Default::default()

@@ -56,10 +56,21 @@ struct Connection {
     join_number: u64,
 }
 
-/// The connections of one session.
+/// The connections another gateway holds on the session, as it last reported them.
+struct RemoteGateway {
+    /// Each connection, with its join number.
+    connections: HashMap<String, (PresenceEntry, u64)>,
+    /// When the gateway last reported.
+    seen: Instant,
+}
+
+/// The connections of one session: this gateway's, which it sends frames, and other
+/// gateways', which it counts and lists.
 pub(crate) struct FanOut {
     budget: usize,
     connections: HashMap<String, Connection>,
+    /// Other gateways' connections, by gateway.
+    remote: HashMap<String, RemoteGateway>,
     /// Connections have joined so far.
     joins: u64,
     /// Connections that joined since the last `presence_changed`, by id.
@@ -83,6 +94,7 @@ impl FanOut {
         Self {
             budget,
             connections: HashMap::new(),
+            remote: HashMap::new(),
             joins: 0,
             joined: HashSet::new(),
             left: Vec::new(),
@@ -94,12 +106,75 @@ impl FanOut {
         }
     }
 
+    /// True when no gateway holds a connection.
     pub fn is_empty(&self) -> bool {
-        self.connections.is_empty()
+        self.len() == 0
     }
 
+    /// Connections on every gateway.
     pub fn len(&self) -> usize {
+        let remote: usize = (self.remote.values())
+            .map(|gateway| gateway.connections.len())
+            .sum();
+        self.connections.len() + remote
+    }
+
+    /// Connections on this gateway.
+    pub fn local_len(&self) -> usize {
         self.connections.len()
+    }
+
+    /// Takes another gateway's report of its connections: those new join, those missing leave.
+    pub fn set_remote(&mut self, gateway_id: &str, connections: Vec<PresenceEntry>, now: Instant) {
+        let mut known = match self.remote.remove(gateway_id) {
+            Some(gateway) => gateway.connections,
+            None => HashMap::new(),
+        };
+        let mut kept = HashMap::with_capacity(connections.len());
+        for presence in connections {
+            let id = presence.connection_id.clone();
+            let entry = match known.remove(&id) {
+                Some(entry) => entry,
+                None => {
+                    self.joins += 1;
+                    self.joined.insert(id.clone());
+                    self.changed();
+                    (presence, self.joins)
+                }
+            };
+            kept.insert(id, entry);
+        }
+        for (id, (_, join_number)) in known {
+            self.leave(id, join_number);
+        }
+        if !kept.is_empty() {
+            let gateway = RemoteGateway {
+                connections: kept,
+                seen: now,
+            };
+            self.remote.insert(gateway_id.to_owned(), gateway);
+        }
+    }
+
+    /// Drops the connections of gateways that have not reported since `before`.
+    pub fn expire_remote(&mut self, before: Instant) {
+        let silent: Vec<String> = (self.remote.iter())
+            .filter(|(_, gateway)| gateway.seen < before)
+            .map(|(gateway_id, _)| gateway_id.clone())
+            .collect();
+        for gateway_id in silent {
+            self.set_remote(&gateway_id, Vec::new(), before);
+        }
+    }
+
+    /// A connection's presence, on this gateway or another.
+    fn presence(&self, connection_id: &str) -> Option<&PresenceEntry> {
+        match self.connections.get(connection_id) {
+            Some(connection) => Some(&connection.presence),
+            None => (self.remote.values())
+                .find_map(|gateway| gateway.connections.get(connection_id))
+                .map(|(presence, _)| presence),
+        }
     }
 
     /// Adds a connection; frames published from now on reach it. Its join is announced with
@@ -184,10 +259,12 @@ impl FanOut {
 
     /// Everyone connected, in the order of their ids.
     pub fn connections(&self) -> Vec<PresenceEntry> {
-        let mut connections: Vec<PresenceEntry> = self
-            .connections
-            .values()
+        let remote = (self.remote.values())
+            .flat_map(|gateway| gateway.connections.values())
+            .map(|(presence, _)| presence.clone());
+        let mut connections: Vec<PresenceEntry> = (self.connections.values())
             .map(|connection| connection.presence.clone())
+            .chain(remote)
             .collect();
         connections.sort_by(|left, right| left.connection_id.cmp(&right.connection_id));
         connections
@@ -195,7 +272,7 @@ impl FanOut {
 
     /// Everyone connected, if they are few enough to list in a welcome; else nobody.
     pub fn listed_connections(&self) -> Vec<PresenceEntry> {
-        match self.connections.len() <= self.list_limit {
+        match self.len() <= self.list_limit {
             true => self.connections(),
             false => Vec::new(),
         }
@@ -212,10 +289,10 @@ impl FanOut {
         self.due = None;
         let joined = std::mem::take(&mut self.joined);
         let left = std::mem::take(&mut self.left);
-        if self.connections.is_empty() || (joined.is_empty() && left.is_empty()) {
+        if self.is_empty() || (joined.is_empty() && left.is_empty()) {
             return None;
         }
-        let count = self.connections.len();
+        let count = self.len();
         if count > self.list_limit {
             self.listed = false;
             return Some(Frame::control(&ServerFrame::PresenceChanged(
@@ -234,8 +311,8 @@ impl FanOut {
             })));
         }
         let mut joined: Vec<PresenceEntry> = (joined.iter())
-            .filter_map(|connection_id| self.connections.get(connection_id))
-            .map(|connection| connection.presence.clone())
+            .filter_map(|connection_id| self.presence(connection_id))
+            .cloned()
             .collect();
         joined.sort_by(|left, right| left.connection_id.cmp(&right.connection_id));
         Some(Frame::control(&ServerFrame::PresenceChanged(
@@ -372,5 +449,39 @@ mod tests {
         }
         fanout.remove("b");
         assert_eq!(change(&mut fanout), Some((vec![], vec!["b".into()])));
+    }
+
+    #[test]
+    fn other_gateways_connections_count_and_are_announced_and_forgotten_when_silent() {
+        let mut fanout = FanOut::new(16, Duration::from_millis(100), 100);
+        let _a = fanout.add(entry("a"));
+        let start = Instant::now();
+        fanout.set_remote("g2", vec![entry("r1"), entry("r2")], start);
+        assert_eq!((fanout.len(), fanout.local_len()), (3, 1));
+        assert_eq!(
+            change(&mut fanout),
+            Some((vec!["a".into(), "r1".into(), "r2".into()], vec![]))
+        );
+
+        // A report is the whole list: who is missing left, who is new joined.
+        fanout.set_remote("g2", vec![entry("r2"), entry("r3")], start);
+        assert_eq!(
+            change(&mut fanout),
+            Some((vec!["r3".into()], vec!["r1".into()]))
+        );
+        fanout.set_remote("g2", vec![entry("r2"), entry("r3")], start);
+        assert_eq!(change(&mut fanout), None, "the same report changes nothing");
+
+        // A gateway silent since before the cut-off has its connections dropped.
+        fanout.set_remote("g3", vec![entry("s1")], start + Duration::from_secs(10));
+        fanout.expire_remote(start + Duration::from_secs(5));
+        let ids: Vec<String> = (fanout.connections().into_iter())
+            .map(|e| e.connection_id)
+            .collect();
+        assert_eq!(ids, ["a", "s1"]);
+        let (_, left) = change(&mut fanout).unwrap();
+        assert_eq!(left.len(), 2, "r2 and r3 left");
+        fanout.remove("a");
+        assert!(!fanout.is_empty(), "another gateway's client keeps it");
     }
 }

@@ -10,6 +10,7 @@
 mod actor;
 mod fanout;
 pub mod fit;
+pub(crate) mod follower;
 mod lease;
 mod lifecycle;
 mod permissions;
@@ -153,6 +154,8 @@ pub(crate) enum Command {
     Info(Reply<SessionInfo>),
     AgentEndpoint(Reply<AgentEndpoint>),
     Terminate(Reply<()>),
+    /// Another gateway's connections on the session, as it reports them.
+    Remote(String, Vec<PresenceEntry>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -174,7 +177,7 @@ impl Command {
             Command::Transcript(reply) => drop(reply.send(Err(error))),
             Command::Presence(reply) => drop(reply.send(Err(error))),
             Command::AgentEndpoint(reply) => drop(reply.send(Err(error))),
-            Command::Disconnect(_) => {}
+            Command::Disconnect(_) | Command::Remote(..) => {}
             Command::Shutdown(done) => drop(done.send(())),
         }
     }
@@ -186,12 +189,19 @@ pub(crate) struct HubHandle {
     commands: mpsc::Sender<Command>,
     pub(crate) session_id: Arc<str>,
     deleted: Arc<std::sync::atomic::AtomicBool>,
+    /// The gateway this hub follows, when another gateway runs the session.
+    follows: Option<Arc<str>>,
 }
 
 impl HubHandle {
     /// Queues a command; gives it back if the hub has stopped.
     pub(crate) async fn send(&self, command: Command) -> Result<(), Command> {
         self.commands.send(command).await.map_err(|error| error.0)
+    }
+
+    /// The gateway running the session, when this hub follows it rather than running it.
+    pub(crate) fn follows(&self) -> Option<&str> {
+        self.follows.as_deref()
     }
 
     /// True when both handles reach the same hub task.
@@ -245,4 +255,26 @@ impl HubHandle {
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
     }
+}
+
+/// Takes a leaving hub out of the gateway's table, then hands the commands already on their way
+/// to it to the session's next hub.
+pub(crate) async fn leave(
+    services: &Arc<crate::gateway::Services>,
+    own: Option<HubHandle>,
+    session_id: &str,
+    commands: &mut mpsc::Receiver<Command>,
+) {
+    if let Some(own) = own {
+        services.hubs.forget(session_id, &own);
+    }
+    commands.close();
+    let mut waiting = Vec::new();
+    while let Some(command) = commands.recv().await {
+        // No connection of this hub is left to disconnect.
+        if !matches!(command, Command::Disconnect(_)) {
+            waiting.push(command);
+        }
+    }
+    services.hand_over(session_id, waiting);
 }

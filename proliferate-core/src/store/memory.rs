@@ -338,6 +338,13 @@ impl EventLog for MemoryStore {
         Ok(())
     }
 
+    async fn holder(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+        let now = tokio::time::Instant::now();
+        Ok((self.tables()?.leases.get(session_id))
+            .filter(|(_, _, until)| *until > now)
+            .map(|(holder, _, _)| holder.clone()))
+    }
+
     async fn append(&self, lease: &Lease, events: &[StoredEvent]) -> Result<(), StoreError> {
         let _ = self.appends_held.subscribe().wait_for(|held| !held).await;
         let mut tables = self.tables()?;

@@ -36,7 +36,7 @@ pub struct SessionRecord {
 }
 
 /// Where a prompt is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PromptState {
     /// Waiting for the running turn to end.
     Queued,
@@ -69,7 +69,7 @@ impl PromptState {
 }
 
 /// A prompt as admitted.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PromptRecord {
     /// The session.
     pub session_id: String,
@@ -298,6 +298,9 @@ pub trait EventLog: Send + Sync {
 
     /// Gives the lease up, so another gateway may take the log at once; the generation stays.
     async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// The gateway whose lease on the session's log is unexpired, if any.
+    async fn holder(&self, session_id: &str) -> Result<Option<String>, StoreError>;
 
     /// Appends events under `lease`, in one transaction, in the order given: refused with
     /// [`StoreError::Fenced`] once another generation holds the log, and with

@@ -490,6 +490,16 @@ impl EventLog for PostgresStore {
         Ok(())
     }
 
+    async fn holder(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+        let query = format!(
+            "SELECT gateway_id FROM session_leases WHERE session_id = $1 AND expires_at > {NOW}"
+        );
+        Ok(sqlx::query_scalar(&query)
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     async fn append(&self, lease: &Lease, events: &[StoredEvent]) -> Result<(), StoreError> {
         let session_id = &lease.session_id;
         let mut transaction = self.pool.begin().await?;

@@ -514,6 +514,16 @@ impl EventLog for SqliteStore {
         Ok(())
     }
 
+    async fn holder(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT gateway_id FROM session_leases WHERE session_id = ? AND expires_at > ?",
+        )
+        .bind(session_id)
+        .bind(now_millis())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     async fn append(&self, lease: &Lease, events: &[StoredEvent]) -> Result<(), StoreError> {
         let session_id = &lease.session_id;
         let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;

@@ -147,6 +147,16 @@ impl Engine {
         provider: std::sync::Arc<proliferate_core::sandbox::fake::FakeProvider>,
         config: proliferate_core::hub::HubConfig,
     ) -> Self {
+        Self::joined(store, provider, config, None).await
+    }
+
+    /// A gateway over an existing store and provider, on `bus` with the other gateways there.
+    pub async fn joined(
+        store: std::sync::Arc<proliferate_core::store::MemoryStore>,
+        provider: std::sync::Arc<proliferate_core::sandbox::fake::FakeProvider>,
+        config: proliferate_core::hub::HubConfig,
+        bus: Option<std::sync::Arc<dyn proliferate_core::bus::Bus>>,
+    ) -> Self {
         use proliferate_core::protocol::v1::{Principal, PrincipalKind, Scope};
         let driver = proliferate_core::agent::fake::FakeDriver::new();
         let gateway = proliferate_core::Gateway::start(proliferate_core::GatewayParts {
@@ -161,6 +171,7 @@ impl Engine {
                 "service secret",
             ),
             config,
+            bus,
         })
         .await
         .unwrap();

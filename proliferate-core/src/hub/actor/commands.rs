@@ -15,7 +15,7 @@ impl Hub {
                 let outlet = self.fanout.add(presence);
                 self.services
                     .metrics
-                    .set_connections(&self.record.info.id, self.fanout.len());
+                    .set_connections(&self.record.info.id, self.fanout.local_len());
                 let _ = reply.send(Ok(Attached {
                     hub,
                     outlet,
@@ -36,11 +36,15 @@ impl Hub {
                 let answer = self.ensure_agent(None);
                 let _ = reply.send(answer);
             }
+            Command::Remote(gateway_id, connections) => {
+                self.fanout
+                    .set_remote(&gateway_id, connections, Instant::now());
+            }
             Command::Disconnect(connection_id) => {
                 if self.fanout.remove(&connection_id) {
                     self.services
                         .metrics
-                        .set_connections(&self.record.info.id, self.fanout.len());
+                        .set_connections(&self.record.info.id, self.fanout.local_len());
                 }
             }
             Command::Prompt(prompt, reply) => self.admit(prompt, reply).await?,

@@ -254,6 +254,7 @@ impl Hub {
             .metrics
             .events_appended(written.appended.len());
         let now = Instant::now();
+        let mut announced = Vec::with_capacity(written.appended.len());
         for event in written.appended {
             self.written_seq = event.seq;
             let mut staged = None;
@@ -266,11 +267,17 @@ impl Hub {
                 let metrics = &self.services.metrics;
                 metrics.observe(Stage::Persisted, now.saturating_duration_since(staged));
             }
+            if self.services.relay.is_some() {
+                announced.push((event.seq, event.frame.clone()));
+            }
             self.publish(&Frame {
                 seq: event.seq,
                 bytes: event.frame,
                 staged,
             });
+        }
+        if !announced.is_empty() {
+            self.announce(&SessionMessage::Events(announced));
         }
         if let Some(through_seq) = written.compacted {
             self.earliest_retained = through_seq + 1;

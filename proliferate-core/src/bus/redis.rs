@@ -1,0 +1,235 @@
+//! The bus over Redis publish-subscribe: one connection publishes, in batches, and one
+//! subscribes to every subject this gateway follows, routing each message to its subscriptions.
+//! Both reconnect on their own; what is published while a connection is down is lost, which the
+//! bus allows (the log fills the gap).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Bus, BusError, BusSubscription, SUBSCRIPTION_BUFFER};
+
+/// Messages waiting to be published before new ones are dropped.
+const PUBLISH_BUFFER: usize = 65_536;
+/// The most messages sent to Redis in one pipeline.
+const PUBLISH_BATCH: usize = 256;
+/// How long a lost connection waits before it is made again.
+const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+
+type Routes = HashMap<String, Vec<(u64, mpsc::Sender<Bytes>)>>;
+
+enum Change {
+    Subscribe(String, oneshot::Sender<()>),
+    Unsubscribe(String),
+}
+
+struct Shared {
+    routes: Mutex<Routes>,
+    next_id: AtomicU64,
+    changes: mpsc::UnboundedSender<Change>,
+}
+
+impl Shared {
+    fn routes(&self) -> MutexGuard<'_, Routes> {
+        self.routes
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// A bus on a Redis server (`redis://host:port/`). Cheap to clone.
+#[derive(Clone)]
+pub struct RedisBus {
+    shared: Arc<Shared>,
+    outbox: mpsc::Sender<(String, Bytes)>,
+}
+
+fn unreachable(error: redis::RedisError) -> BusError {
+    BusError::Unreachable(error.to_string())
+}
+
+impl RedisBus {
+    /// Connects to the Redis server at `url`, checking it answers.
+    pub async fn connect(url: &str) -> Result<Self, BusError> {
+        let client = redis::Client::open(url).map_err(unreachable)?;
+        let publisher = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(unreachable)?;
+        let (outbox, queued) = mpsc::channel(PUBLISH_BUFFER);
+        let (changes, requested) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            routes: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            changes,
+        });
+        tokio::spawn(publish(client.clone(), publisher, queued));
+        tokio::spawn(route(client, Arc::downgrade(&shared), requested));
+        Ok(Self { shared, outbox })
+    }
+}
+
+/// Sends what is queued, a pipeline at a time, until the bus is dropped.
+async fn publish(
+    client: redis::Client,
+    mut connection: redis::aio::MultiplexedConnection,
+    mut queued: mpsc::Receiver<(String, Bytes)>,
+) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipeline = redis::pipe();
+        for (subject, payload) in batch.drain(..) {
+            pipeline
+                .cmd("PUBLISH")
+                .arg(subject)
+                .arg(&payload[..])
+                .ignore();
+        }
+        if let Err(error) = pipeline.exec_async(&mut connection).await {
+            tracing::warn!(error = %error, "publishing on the bus failed; reconnecting");
+            loop {
+                tokio::time::sleep(RECONNECT_AFTER).await;
+                match client.get_multiplexed_async_connection().await {
+                    Ok(fresh) => break connection = fresh,
+                    Err(error) => tracing::warn!(error = %error, "the bus is unreachable"),
+                }
+            }
+        }
+    }
+}
+
+/// Holds the subscribing connection (made again whenever it is lost, with every subject
+/// subscribed again) and routes each message to the subject's subscriptions.
+async fn route(
+    client: redis::Client,
+    shared: std::sync::Weak<Shared>,
+    mut requested: mpsc::UnboundedReceiver<Change>,
+) {
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    'connect: loop {
+        let Some(subjects) = shared.upgrade().map(|shared| {
+            let routes = shared.routes();
+            routes.keys().cloned().collect::<Vec<_>>()
+        }) else {
+            return;
+        };
+        let (mut sink, mut messages) = match client.get_async_pubsub().await {
+            Ok(pubsub) => pubsub.split(),
+            Err(error) => {
+                tracing::warn!(error = %error, "the bus is unreachable");
+                tokio::time::sleep(RECONNECT_AFTER).await;
+                continue;
+            }
+        };
+        if !subjects.is_empty()
+            && let Err(error) = sink.subscribe(&subjects).await
+        {
+            tracing::warn!(error = %error, "subscribing on the bus failed");
+            tokio::time::sleep(RECONNECT_AFTER).await;
+            continue;
+        }
+        for ack in waiting.drain(..) {
+            let _ = ack.send(());
+        }
+        loop {
+            tokio::select! {
+                change = requested.recv() => {
+                    let result = match change {
+                        None => return,
+                        Some(Change::Subscribe(subject, ack)) => {
+                            let result = sink.subscribe(&subject).await;
+                            match result {
+                                Ok(()) => drop(ack.send(())),
+                                // Acknowledged once the connection is made again.
+                                Err(_) => waiting.push(ack),
+                            }
+                            result
+                        }
+                        Some(Change::Unsubscribe(subject)) => sink.unsubscribe(&subject).await,
+                    };
+                    if let Err(error) = result {
+                        tracing::warn!(error = %error, "the bus connection was lost");
+                        tokio::time::sleep(RECONNECT_AFTER).await;
+                        continue 'connect;
+                    }
+                }
+                message = messages.next() => {
+                    let Some(message) = message else {
+                        tracing::warn!("the bus connection was lost; reconnecting");
+                        tokio::time::sleep(RECONNECT_AFTER).await;
+                        continue 'connect;
+                    };
+                    let Some(shared) = shared.upgrade() else { return };
+                    let payload = Bytes::copy_from_slice(message.get_payload_bytes());
+                    let routes = shared.routes();
+                    for (_, subscriber) in routes.get(message.get_channel_name()).into_iter().flatten() {
+                        // A subscription that is full loses the message, as the bus may.
+                        let _ = subscriber.try_send(payload.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Unsubscribe {
+    shared: Arc<Shared>,
+    subject: String,
+    id: u64,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        let mut routes = self.shared.routes();
+        if let Some(list) = routes.get_mut(&self.subject) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                routes.remove(&self.subject);
+                let change = Change::Unsubscribe(self.subject.clone());
+                let _ = self.shared.changes.send(change);
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Bus for RedisBus {
+    fn publish(&self, subject: &str, payload: Bytes) {
+        if self.outbox.try_send((subject.to_owned(), payload)).is_err() {
+            tracing::warn!(subject, "the bus is behind; a message was dropped");
+        }
+    }
+
+    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
+        let (sender, receiver) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let id = self.shared.next_id.fetch_add(1, Ordering::SeqCst);
+        let first = {
+            let mut routes = self.shared.routes();
+            let list = routes.entry(subject.to_owned()).or_default();
+            list.push((id, sender));
+            list.len() == 1
+        };
+        let unsubscribe = Unsubscribe {
+            shared: self.shared.clone(),
+            subject: subject.to_owned(),
+            id,
+        };
+        if first {
+            let (ack, acknowledged) = oneshot::channel();
+            let change = Change::Subscribe(subject.to_owned(), ack);
+            if self.shared.changes.send(change).is_err() {
+                return Err(BusError::Unreachable("the bus has stopped".into()));
+            }
+            // What is published once this returns reaches the subscription.
+            acknowledged
+                .await
+                .map_err(|_| BusError::Unreachable("the bus has stopped".into()))?;
+        }
+        Ok(BusSubscription::new(receiver, unsubscribe))
+    }
+}
