@@ -84,3 +84,38 @@ async fn a_gateway_that_lost_the_store_past_its_lease_stops_and_another_takes_ov
         .unwrap();
     assert_eq!(lease, None, "the second holds it now");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_live_session_whose_gateway_stopped_is_taken_over_with_nobody_asking() {
+    let store = Arc::new(MemoryStore::new());
+    let first = Engine::on(store.clone(), FakeProvider::new(), config("first")).await;
+    let second = Engine::on(store.clone(), FakeProvider::new(), config("second")).await;
+    let (session, mut agent, stream) = first.running().await;
+    first.prompt(&session.id, "cut short").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    drop(stream);
+
+    // The first stops mid-turn; within a lease lifetime the second takes the session over and
+    // logs the turn as cut short, before anyone asks about it.
+    first.gateway.shutdown().await;
+    assert_eq!(store.holder(&session.id).await.unwrap(), None);
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let holder = store.holder(&session.id).await.unwrap();
+    assert_eq!(holder.as_deref(), Some("second"));
+    let logged = store.read(&session.id, 0, 100).await.unwrap();
+    let frames: Vec<String> = (logged.iter())
+        .map(|event| String::from_utf8_lossy(&event.frame).into_owned())
+        .collect();
+    assert!(
+        frames
+            .iter()
+            .any(|frame| frame.contains("\"turn_cancelled\"")),
+        "{frames:#?}"
+    );
+    let mut stream = second.connect(&session.id, 0).await;
+    let events = until(&mut stream, |e| matches!(e, Event::TurnCancelled(_))).await;
+    let exited = events.iter().any(|envelope| {
+        matches!(&envelope.event, Event::AgentError(error) if error.kind == "agent_exited")
+    });
+    assert!(exited, "the turn is reported cut short");
+}

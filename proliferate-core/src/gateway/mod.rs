@@ -47,6 +47,8 @@ pub(crate) struct Services {
     pub hubs: hubs::Hubs,
     /// This gateway's side of the bus to other gateways, if it has one.
     pub relay: Option<Arc<relay::Relay>>,
+    /// Set when the gateway shuts down: it takes no more sessions over, and no more requests.
+    pub stopped: std::sync::atomic::AtomicBool,
 }
 
 /// The sessions whose sandbox is up or starting, by organisation, against the cap of
@@ -91,6 +93,32 @@ impl LiveSessions {
             }
         }
     }
+}
+
+/// Starts the hub of every live session whose lease no gateway holds: at start, the sessions
+/// this gateway ran before it stopped, and every lease lifetime after, those of a gateway that
+/// died. Sessions another gateway holds are left to it; one the store cannot serve now resumes
+/// on the next call about it.
+async fn take_over_unheld(services: &Arc<Services>) -> Result<(), GatewayError> {
+    for record in services.store.live_sessions().await? {
+        let session_id = &record.info.id;
+        let gateway_id = &services.config.gateway_id;
+        match services.log.holder(session_id).await? {
+            Some(holder) if holder != *gateway_id => continue,
+            Some(_) if services.running_hub(session_id).is_some() => continue,
+            _ => {}
+        }
+        match services.hub_here(session_id).await {
+            Err(GatewayError::Unavailable(reason)) => {
+                tracing::warn!(session_id, reason, "not taken over");
+            }
+            Err(error) if error.is_transient() => {
+                tracing::warn!(session_id, error = %error, "not taken over");
+            }
+            other => drop(other?),
+        }
+    }
+    Ok(())
 }
 
 /// The parts a gateway is built from.
@@ -161,6 +189,7 @@ impl Gateway {
                 live: LiveSessions::default(),
                 connections: Default::default(),
                 hubs: Default::default(),
+                stopped: Default::default(),
                 relay: (parts.bus.clone()).map(|bus| Arc::new(relay::Relay::new(bus, &gateway_id))),
             }),
         };
@@ -175,16 +204,26 @@ impl Gateway {
         for revoked in gateway.services.store.revoked_tokens(now_millis()).await? {
             (gateway.services.authenticator).revoke(&revoked.jti, &revoked.organization_id);
         }
-        // Sessions another gateway runs are left to it; one the store cannot serve now resumes
-        // on the next call about it.
-        for record in gateway.services.store.live_sessions().await? {
-            match gateway.services.hub_here(&record.info.id).await {
-                Err(GatewayError::Unavailable(reason)) => {
-                    tracing::warn!(session_id = %record.info.id, reason, "not resumed at start");
+        take_over_unheld(&gateway.services).await?;
+        let (services, every) = (
+            Arc::downgrade(&gateway.services),
+            gateway.config().lease_ttl,
+        );
+        tokio::spawn(async move {
+            let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                sweep.tick().await;
+                let Some(services) = services.upgrade() else {
+                    return;
+                };
+                if services.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
                 }
-                other => drop(other?),
+                if let Err(error) = take_over_unheld(&services).await {
+                    tracing::warn!(error = %error, "live sessions could not be read");
+                }
             }
-        }
+        });
         Ok(gateway)
     }
 
@@ -284,14 +323,10 @@ impl Gateway {
         Ok(())
     }
 
-    /// Stops every hub and pauses every running agent, so nothing outlives the gateway; other
-    /// gateways' requests are no longer taken.
+    /// Stops every hub and pauses every running agent, so nothing outlives the gateway; no
+    /// session is taken over and no other gateway's request taken after.
     pub async fn shutdown(&self) {
-        if let Some(relay) = &self.services.relay {
-            relay
-                .stopped
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-        }
+        (self.services.stopped).store(true, std::sync::atomic::Ordering::SeqCst);
         for hub in self.services.hubs.drain() {
             hub.shutdown().await;
         }

@@ -7,7 +7,7 @@
 //! cancel or a permission answer takes effect exactly once however the bus loses messages.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -44,8 +44,6 @@ pub(crate) struct Relay {
     /// Requests sent, waiting for their answers, by id.
     pending: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     handled: Mutex<Handled>,
-    /// Set when the gateway shuts down: it takes no more requests.
-    pub stopped: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,7 +61,6 @@ impl Relay {
             gateway_id: gateway_id.to_owned(),
             pending: Mutex::default(),
             handled: Mutex::default(),
-            stopped: AtomicBool::new(false),
         }
     }
 
@@ -173,7 +170,7 @@ pub(crate) async fn listen(services: Weak<Services>, mut inbox: BusSubscription)
         let Some(relay) = services.relay.as_ref() else {
             return;
         };
-        if relay.stopped.load(Ordering::SeqCst) {
+        if services.stopped.load(Ordering::SeqCst) {
             return;
         }
         let message = match serde_json::from_slice::<GatewayMessage>(&bytes) {

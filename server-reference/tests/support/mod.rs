@@ -458,10 +458,12 @@ pub async fn try_connect(
     after_seq: u64,
     token: &str,
 ) -> Result<Socket, SocketError> {
-    let mut request = server
-        .websocket_url(session_id, after_seq)
-        .into_client_request()
-        .unwrap();
+    connect_url(&server.websocket_url(session_id, after_seq), token).await
+}
+
+/// Opens a socket to `url` with a bearer header.
+pub async fn connect_url(url: &str, token: &str) -> Result<Socket, SocketError> {
+    let mut request = url.into_client_request().unwrap();
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
