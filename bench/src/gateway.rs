@@ -34,6 +34,11 @@ impl Gateway {
     /// Starts the server built next to this benchmark (`cargo build [--release] -p
     /// server-reference`), with connection limits raised for thousands of clients.
     pub async fn start() -> Result<Self, String> {
+        Self::launch(&Secrets::new()?, &[]).await
+    }
+
+    /// [`Gateway::start`] with signing secrets shared with other gateways, and more arguments.
+    pub async fn launch(secrets: &Secrets, arguments: &[String]) -> Result<Self, String> {
         let program = std::env::current_exe()
             .map_err(|error| error.to_string())?
             .with_file_name("proliferate-server");
@@ -44,7 +49,10 @@ impl Gateway {
             ));
         }
         let data = tempfile::tempdir().map_err(|error| error.to_string())?;
-        let (user_secret, service_secret) = (random_secret()?, random_secret()?);
+        let Secrets {
+            user: user_secret,
+            service: service_secret,
+        } = secrets.clone();
         let many = "30000";
         let mut child = Command::new(&program)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -53,6 +61,7 @@ impl Gateway {
             .args(["--max-connections-per-address", many])
             .args(["--max-connections-per-organization", many])
             .args(["--max-queued-prompts", "1000"])
+            .args(arguments)
             .env("PROLIFERATE_JWT_SECRET", &user_secret)
             .env("PROLIFERATE_SERVICE_SECRET", &service_secret)
             .env("RUST_LOG", "warn")
@@ -115,7 +124,7 @@ impl Gateway {
     }
 
     /// A new running session.
-    async fn session(&self) -> Result<Session<'_>, String> {
+    pub(crate) async fn session(&self) -> Result<Session<'_>, String> {
         let created = self
             .call(
                 reqwest::Method::POST,
@@ -160,7 +169,7 @@ impl Gateway {
         Ok(())
     }
 
-    fn target(&self, session: &Session, after_seq: u64, transport: Transport) -> Target {
+    pub(crate) fn target(&self, session: &Session, after_seq: u64, transport: Transport) -> Target {
         let session_id = &session.id;
         let url = match transport {
             Transport::WebSocket => format!(
@@ -198,6 +207,29 @@ impl Gateway {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The `Authorization` header its clients send.
+    pub(crate) fn authorization(&self) -> &str {
+        &self.authorization
+    }
+
+    /// The newest seq of a session's log.
+    pub(crate) async fn head_of(&self, session_id: &str) -> Result<u64, String> {
+        let path = format!("/v1/sessions/{session_id}");
+        (self.call(reqwest::Method::GET, &path, None).await?["head_seq"].as_u64())
+            .ok_or_else(|| "no head_seq".into())
+    }
+
+    /// Where it listens (`http://host:port`).
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Kills the process at once, as a crash would.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Streams one stamped turn to `stream.clients` clients over `transport`, probing the HTTP
@@ -343,10 +375,27 @@ impl Drop for Gateway {
     }
 }
 
+/// The signing secrets of a gateway, shared by gateways that serve the same clients.
+#[derive(Clone)]
+pub struct Secrets {
+    user: String,
+    service: String,
+}
+
+impl Secrets {
+    /// New random secrets.
+    pub fn new() -> Result<Self, String> {
+        Ok(Self {
+            user: random_secret()?,
+            service: random_secret()?,
+        })
+    }
+}
+
 /// A session of the gateway.
-struct Session<'a> {
+pub(crate) struct Session<'a> {
     gateway: &'a Gateway,
-    id: String,
+    pub(crate) id: String,
     /// The prefix of its prompts' ids.
     prompts: String,
     /// The number of the turn the next prompt starts.
@@ -364,7 +413,7 @@ impl Session<'_> {
             .await
     }
 
-    async fn head(&self) -> Result<u64, String> {
+    pub(crate) async fn head(&self) -> Result<u64, String> {
         self.info().await?["head_seq"]
             .as_u64()
             .ok_or_else(|| "no head_seq".into())
@@ -377,15 +426,29 @@ impl Session<'_> {
 
     /// Sends the next turn's prompt.
     async fn prompt(&self, content: &str) -> Result<(), String> {
+        self.prompt_through(self.gateway, content).await
+    }
+
+    /// Sends the next turn's prompt through `gateway`, and counts the turn.
+    pub(crate) async fn prompt_through(
+        &self,
+        gateway: &Gateway,
+        content: &str,
+    ) -> Result<(), String> {
         let body = json!({"content": content, "prompt_id": self.prompt_id()});
         let path = format!("/v1/sessions/{}/messages", self.id);
-        self.gateway
+        gateway
             .call(reqwest::Method::POST, &path, Some(body))
             .await
             .map(drop)
     }
 
-    async fn delete(&self) -> Result<(), String> {
+    /// The next prompt starts a new turn.
+    pub(crate) fn next_turn(&self) {
+        self.turn.set(self.turn.get() + 1);
+    }
+
+    pub(crate) async fn delete(&self) -> Result<(), String> {
         let response = self
             .gateway
             .http

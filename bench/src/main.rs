@@ -11,6 +11,7 @@
 mod agent;
 mod bindings;
 mod gateway;
+mod gateways;
 mod load;
 mod measure;
 mod report;
@@ -68,6 +69,19 @@ struct Settings {
     /// Run the consumers only.
     #[arg(long)]
     consumers_only: bool,
+    /// A PostgreSQL database for the two-gateway runs (a client of the gateway following a
+    /// session against one of the gateway running it, and failover); left out without it.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The Redis server the two gateways share.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/")]
+    bus_url: String,
+    /// Clients of each gateway in the two-gateway runs.
+    #[arg(long, default_value_t = 100)]
+    gateway_clients: usize,
+    /// Kills of the running gateway, each timed.
+    #[arg(long, default_value_t = 5)]
+    failovers: usize,
     /// A short run for CI: a few clients and events; fails on any missed event.
     #[arg(long)]
     smoke: bool,
@@ -88,6 +102,8 @@ impl Settings {
             no_baseline: false,
             consumer_deltas: 300,
             consumer_rounds: 1,
+            gateway_clients: 10,
+            failovers: 1,
             smoke: true,
             ..self
         }
@@ -126,6 +142,22 @@ async fn run(settings: &Settings) -> Result<Report, String> {
     let gateway = gateway::Gateway::start().await?;
     if !settings.consumers_only {
         fan_out(settings, &gateway, &mut report).await?;
+        if let Some(database_url) = &settings.database_url {
+            let shared = gateways::Shared {
+                database_url: database_url.clone(),
+                bus_url: settings.bus_url.clone(),
+            };
+            let stream = Stream {
+                clients: settings.gateway_clients,
+                deltas: settings.deltas,
+                interval: Duration::from_micros(1_000_000 / settings.rate.max(1)),
+            };
+            eprintln!("two gateways on one database");
+            let (streams, failover) =
+                gateways::measure(&shared, &stream, settings.failovers).await?;
+            streams.into_iter().for_each(|result| report.stream(result));
+            report.failover(failover);
+        }
     }
     if !settings.consumers.is_empty() {
         let deltas = settings.consumer_deltas;

@@ -152,13 +152,28 @@ pub struct CatchUp {
     pub times: Vec<Duration>,
 }
 
+/// How long a client waited when the gateway running its session was killed.
+#[derive(Debug)]
+pub struct Failover {
+    /// Each run's time from the kill to the client's first new event.
+    pub times: Vec<Duration>,
+}
+
 /// Everything one run measured.
 pub struct Report {
     machine: String,
     streams: Vec<StreamResult>,
     idle: Vec<IdleResult>,
     catch_up: Option<CatchUp>,
+    failover: Option<Failover>,
     consumers: Vec<ConsumerResult>,
+}
+
+/// The median and the largest of `times`.
+fn median_and_max(times: &mut [Duration]) -> (Duration, Duration) {
+    times.sort();
+    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    (median, times.last().copied().unwrap_or_default())
 }
 
 fn ms(micros: u32) -> String {
@@ -173,8 +188,14 @@ impl Report {
             streams: Vec::new(),
             idle: Vec::new(),
             catch_up: None,
+            failover: None,
             consumers: Vec::new(),
         }
+    }
+
+    /// Sets the failover result.
+    pub fn failover(&mut self, result: Failover) {
+        self.failover = Some(result);
     }
 
     /// Adds a stream's result.
@@ -209,7 +230,7 @@ impl Report {
     pub fn missed(&self) -> usize {
         self.streams
             .iter()
-            .filter(|result| result.server == "gateway")
+            .filter(|result| result.server != "OpenCode")
             .map(|result| result.expected().saturating_sub(result.delivered()))
             .sum()
     }
@@ -224,14 +245,18 @@ impl Report {
         if !self.idle.is_empty() {
             self.idle_markdown(&mut out);
         }
+        if let Some(failover) = &mut self.failover {
+            let runs = failover.times.len();
+            let (median, slowest) = median_and_max(&mut failover.times);
+            let _ = writeln!(
+                out,
+                "\nFailover: with the running gateway killed, a client of the other gets its first new event {:.1} s after the kill (median of {runs}), {:.1} s at the slowest.",
+                median.as_secs_f64(),
+                slowest.as_secs_f64()
+            );
+        }
         if let Some(catch_up) = &mut self.catch_up {
-            catch_up.times.sort();
-            let median = catch_up
-                .times
-                .get(catch_up.times.len() / 2)
-                .copied()
-                .unwrap_or_default();
-            let slowest = catch_up.times.last().copied().unwrap_or_default();
+            let (median, slowest) = median_and_max(&mut catch_up.times);
             let _ = writeln!(
                 out,
                 "\nCatch-up: a WebSocket client {} events behind reaches `replay_done` in {:.1} ms (median of {}), {:.1} ms at the slowest.",
@@ -254,6 +279,7 @@ impl Report {
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let mut baseline_p99 = std::collections::HashMap::new();
+        let mut running_p99 = std::collections::HashMap::new();
         let mut headlines = Vec::new();
         for result in &mut self.streams {
             let latency = result.latency();
@@ -267,13 +293,19 @@ impl Report {
                 )
             };
             let delivered = result.delivered();
-            let cpu = result.cpu.as_micros() as f64 / delivered.max(1) as f64;
+            let cpu = match result.cpu.is_zero() {
+                true => "–".to_owned(),
+                false => format!(
+                    "{:.2}",
+                    result.cpu.as_micros() as f64 / delivered.max(1) as f64
+                ),
+            };
             let (healthz, prompt) = result.api.map_or(("–".into(), "–".into()), |api| {
                 (ms(api.healthz.p99), ms(api.prompt.p99))
             });
             let _ = writeln!(
                 out,
-                "| {turn} | {} | {} | {} | {delivered} | {} | {:.0} | {} | {} | {} | {cpu:.2} | {healthz} | {prompt} |",
+                "| {turn} | {} | {} | {} | {delivered} | {} | {:.0} | {} | {} | {} | {cpu} | {healthz} | {prompt} |",
                 result.stream.clients,
                 result.server,
                 result.transport.name(),
@@ -288,7 +320,23 @@ impl Report {
                 result.stream.interval,
                 result.stream.deltas,
             );
-            if result.server == "OpenCode" {
+            if result.server == "running gateway" {
+                running_p99.insert(key, (latency.p99, result.events_per_second()));
+            } else if let Some((p99, rate)) = (result.server == "following gateway")
+                .then(|| running_p99.get(&key))
+                .flatten()
+            {
+                headlines.push(format!(
+                    "- {turn}, {} clients of the gateway following the session: p99 {} ms, the running gateway's {} ms (following / running {:.2}); {:.0} events/s, the running gateway's {:.0} ({:.2})",
+                    result.stream.clients,
+                    ms(latency.p99),
+                    ms(*p99),
+                    f64::from(latency.p99) / f64::from((*p99).max(1)),
+                    result.events_per_second(),
+                    rate,
+                    result.events_per_second() / rate.max(1.0),
+                ));
+            } else if result.server == "OpenCode" {
                 baseline_p99.insert(key, (latency.p99, result.events_per_second()));
             } else if let Some((p99, rate)) = baseline_p99.get(&key) {
                 headlines.push(format!(

@@ -118,7 +118,9 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 impl Follower {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut bus: BusSubscription) {
-        let mut heartbeat = tokio::time::interval(self.services.config.heartbeat_interval);
+        let config = &self.services.config;
+        let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
+        let mut lease_check = tokio::time::interval(config.lease_ttl / 3);
         loop {
             let eviction =
                 (self.dormant_since).map(|since| since + self.services.config.evict_after);
@@ -143,7 +145,11 @@ impl Follower {
                     self.report();
                     true
                 }
-                _ = heartbeat.tick() => self.heartbeat().await,
+                _ = heartbeat.tick() => {
+                    self.heartbeat();
+                    true
+                }
+                _ = lease_check.tick() => self.check().await,
                 () = sleep_until(eviction) => {
                     let own = self.own_handle();
                     super::leave(&self.services, own, &self.session_id, &mut commands).await;
@@ -413,9 +419,8 @@ impl Follower {
         true
     }
 
-    /// Beats to this gateway's connections, reports them, and checks the running gateway still
-    /// runs the session and that nothing it logged was missed; false when the follower must stop.
-    async fn heartbeat(&mut self) -> bool {
+    /// Beats to this gateway's connections, and reports them.
+    fn heartbeat(&mut self) {
         if self.fanout.local_len() > 0 {
             let frame = Frame::control(&ServerFrame::Heartbeat(Heartbeat {
                 head_seq: self.head_seq,
@@ -424,6 +429,11 @@ impl Follower {
             self.fanout.publish(&frame);
             self.report();
         }
+    }
+
+    /// Checks, as often as the running gateway renews its lease, that it still runs the
+    /// session and that nothing it logged was missed; false when the follower must stop.
+    async fn check(&mut self) -> bool {
         match self.services.log.holder(&self.session_id).await {
             Ok(Some(holder)) if holder == self.owner => {}
             Ok(_) => {
