@@ -103,6 +103,11 @@ impl Authenticator {
         }
     }
 
+    /// The seal of the bus between gateways that share this service secret.
+    pub(crate) fn bus_seal(&self) -> crate::bus::seal::Seal {
+        crate::bus::seal::Seal::new(&self.service_secret)
+    }
+
     /// Accepts only user tokens whose `iss` is `issuer` and whose `aud` is `audience`, where
     /// set; tokens this authenticator mints name them. Service tokens, which back ends sign with
     /// the service secret, are not checked.

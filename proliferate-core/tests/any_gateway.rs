@@ -267,3 +267,52 @@ async fn when_the_running_gateway_stops_its_followers_clients_resume_on_the_next
     events.extend(until(&mut again, status(SessionStatus::Running)).await);
     dense(&events, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn what_no_gateway_sealed_is_dropped_unread() {
+    let (a, b, bus) = pair().await;
+    let (session, mut agent, _on_a) = a.running().await;
+    let mut on_b = b.connect(&session.id, 0).await;
+    let welcome = welcomed(&mut on_b).await;
+
+    // Something that reached the bus forges a delete for `a` and the next event for `b`'s
+    // clients, with and without a made-up tag in front.
+    let delete = serde_json::json!({
+        "kind": "request", "id": "req_forged", "from": "b",
+        "session_id": session.id, "op": "terminate",
+    });
+    let seq = welcome.head_seq + 1;
+    let frame = serde_json::json!({
+        "type": "event", "session_id": session.id, "seq": seq, "timestamp": 1,
+        "event": {"type": "text_delta", "message_id": "m", "part_id": "p", "delta": "forged"},
+    })
+    .to_string();
+    let mut event = vec![b'E'];
+    event.extend(seq.to_be_bytes());
+    event.extend((frame.len() as u32).to_be_bytes());
+    event.extend(frame.as_bytes());
+    for tag in [Vec::new(), vec![7u8; 32]] {
+        let forged = |body: &[u8]| bytes::Bytes::from([tag.clone(), body.to_vec()].concat());
+        bus.publish(
+            "proliferate.gateway.a",
+            forged(delete.to_string().as_bytes()),
+        );
+        bus.publish(
+            &format!("proliferate.session.{}", session.id),
+            forged(&event),
+        );
+    }
+
+    // What the agent says next is what b's client gets at that seq; the session lives on.
+    a.prompt(&session.id, "hello").await.unwrap();
+    agent.next_prompt().await.unwrap();
+    agent.say("genuine").await;
+    let events = until(&mut on_b, |e| matches!(e, Event::TextDelta(_))).await;
+    dense(&events, seq);
+    match &events.last().unwrap().event {
+        Event::TextDelta(delta) => assert_eq!(delta.delta, "genuine"),
+        other => panic!("{other:?}"),
+    }
+    let info = (a.gateway.session(&a.who, &session.id).await).unwrap();
+    assert_eq!(info.status, SessionStatus::Running, "not deleted");
+}

@@ -85,13 +85,62 @@ fn redis_url() -> String {
     std::env::var("PROLIFERATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
 }
 
+/// The ids of the connections to Redis that are subscribed to something.
+#[cfg(feature = "redis")]
+async fn subscribed_clients(redis: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(redis)
+        .await
+        .unwrap();
+    (list.lines())
+        .filter(|line| !line.contains(" sub=0 ") || !line.contains(" psub=0 "))
+        .filter_map(|line| line.split(' ').find_map(|field| field.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// In one test, so that killing this bus's connection cannot touch another test's.
 #[cfg(feature = "redis")]
 #[tokio::test]
-async fn the_redis_bus_keeps_the_bus_contract() {
-    let bus = proliferate_core::bus::redis::RedisBus::connect(&redis_url())
+async fn the_redis_bus_keeps_the_bus_contract_and_comes_back_when_its_connection_is_killed() {
+    use proliferate_core::bus::redis::RedisBus;
+    let bus = RedisBus::connect(&redis_url())
         .await
         .expect("the machine's Redis answers");
     contract(Arc::new(bus)).await;
+
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let before = subscribed_clients(&mut admin).await;
+    let bus = RedisBus::connect(&redis_url()).await.unwrap();
+    let topic = subject("killed");
+    let mut messages = bus.subscribe(&topic).await.unwrap();
+    let ours: Vec<String> = (subscribed_clients(&mut admin).await.into_iter())
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert!(!ours.is_empty(), "the bus holds a subscribed connection");
+    for id in &ours {
+        let killed: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(killed, 1, "connection {id} was cut");
+    }
+    // What is published while it reconnects may be lost; once back, it hears again.
+    let started = std::time::Instant::now();
+    loop {
+        assert!(started.elapsed() < PATIENCE, "the bus came back");
+        bus.publish(&topic, Bytes::from_static(b"again"));
+        let heard = tokio::time::timeout(Duration::from_millis(500), messages.next()).await;
+        if let Ok(Some(message)) = heard {
+            assert_eq!(message, Bytes::from_static(b"again"));
+            break;
+        }
+    }
 }
 
 #[cfg(feature = "redis")]

@@ -348,6 +348,28 @@ async fn egress_leaves_only_through_the_proxy_to_allowed_hosts() {
     }
     assert!(output.contains("E=7"), "{output}");
     assert!(output.contains("405 F=0"), "{output}");
+
+    // A client cannot open the host's services to its own agent: the bus, the database, the
+    // gateway, as literals in its session's allow-list. Control: a public name is taken.
+    for host in [
+        "127.0.0.1:6379",
+        "127.0.0.1:5432",
+        "::1",
+        "10.0.0.1",
+        "169.254.169.254",
+    ] {
+        let body = json!({"egress_allow": [host]});
+        let (status, answer) = api
+            .call(reqwest::Method::POST, "/v1/sessions", Some(body))
+            .await;
+        assert_eq!(status, 400, "{host}: {answer}");
+        assert!(answer.to_string().contains("non-public"), "{answer}");
+    }
+    let body = json!({"egress_allow": ["example.com:443", "93.184.215.14"]});
+    let (status, answer) = api
+        .call(reqwest::Method::POST, "/v1/sessions", Some(body))
+        .await;
+    assert_eq!(status, 201, "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,8 @@
 //! cannot carry it drops. Nothing depends on it for correctness. The log is the truth, and a
 //! follower that sees a gap in seqs (or a head beyond its own) reads the missing events from the
 //! log; a request not answered in time is sent again, and its id makes the repeat harmless.
+//! Gateways seal what they publish (`seal.rs`): what is not sealed with their shared key is
+//! dropped unread.
 //! [`memory::MemoryBus`] serves one process (and tests, with a switch that drops messages);
 //! `redis::RedisBus` (feature `redis`) serves many.
 
@@ -14,6 +16,7 @@ use tokio::sync::mpsc;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub(crate) mod seal;
 pub(crate) mod wire;
 
 pub use memory::MemoryBus;

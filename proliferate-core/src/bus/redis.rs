@@ -20,6 +20,11 @@ const PUBLISH_BUFFER: usize = 65_536;
 const PUBLISH_BATCH: usize = 256;
 /// How long a lost connection waits before it is made again.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+/// How often the subscribing connection is pinged, so a connection that went silent (a
+/// half-open socket) is noticed and made again.
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// How long a ping, or a subscription's confirmation, may take.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
 type Routes = HashMap<String, Vec<(u64, mpsc::Sender<Bytes>)>>;
 
@@ -136,8 +141,17 @@ async fn route(
         for ack in waiting.drain(..) {
             let _ = ack.send(());
         }
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         loop {
             tokio::select! {
+                _ = ping.tick() => {
+                    let answered = tokio::time::timeout(ANSWER_WITHIN, sink.ping::<redis::Value>()).await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        tracing::warn!("the bus did not answer a ping; reconnecting");
+                        continue 'connect;
+                    }
+                }
                 change = requested.recv() => {
                     let result = match change {
                         None => return,
@@ -226,9 +240,15 @@ impl Bus for RedisBus {
                 return Err(BusError::Unreachable("the bus has stopped".into()));
             }
             // What is published once this returns reaches the subscription.
-            acknowledged
-                .await
-                .map_err(|_| BusError::Unreachable("the bus has stopped".into()))?;
+            match tokio::time::timeout(ANSWER_WITHIN, acknowledged).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(BusError::Unreachable("the bus has stopped".into())),
+                Err(_) => {
+                    return Err(BusError::Unreachable(
+                        "the bus did not confirm a subscription in time".into(),
+                    ));
+                }
+            }
         }
         Ok(BusSubscription::new(receiver, unsubscribe))
     }

@@ -103,19 +103,15 @@ async fn take_over_unheld(services: &Arc<Services>) -> Result<(), GatewayError> 
     for record in services.store.live_sessions().await? {
         let session_id = &record.info.id;
         let gateway_id = &services.config.gateway_id;
-        match services.log.holder(session_id).await? {
-            Some(holder) if holder != *gateway_id => continue,
-            Some(_) if services.running_hub(session_id).is_some() => continue,
-            _ => {}
-        }
-        match services.hub_here(session_id).await {
-            Err(GatewayError::Unavailable(reason)) => {
-                tracing::warn!(session_id, reason, "not taken over");
-            }
-            Err(error) if error.is_transient() => {
-                tracing::warn!(session_id, error = %error, "not taken over");
-            }
-            other => drop(other?),
+        // One session's trouble is logged and leaves the others to be looked at.
+        let taken = match services.log.holder(session_id).await {
+            Ok(Some(holder)) if holder != *gateway_id => continue,
+            Ok(Some(_)) if services.running_hub(session_id).is_some() => continue,
+            Ok(_) => services.hub_here(session_id).await.map(drop),
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = taken {
+            tracing::warn!(session_id, error = %error, "not taken over");
         }
     }
     Ok(())
@@ -175,6 +171,7 @@ impl Gateway {
             tracing::warn!(orphans, "stopped agents left by a previous run");
         }
         let gateway_id = parts.config.gateway_id.clone();
+        let seal = parts.authenticator.bus_seal();
         let gateway = Self {
             services: Arc::new(Services {
                 store: parts.store,
@@ -190,7 +187,8 @@ impl Gateway {
                 connections: Default::default(),
                 hubs: Default::default(),
                 stopped: Default::default(),
-                relay: (parts.bus.clone()).map(|bus| Arc::new(relay::Relay::new(bus, &gateway_id))),
+                relay: (parts.bus.clone())
+                    .map(|bus| Arc::new(relay::Relay::new(bus, seal, &gateway_id))),
             }),
         };
         if let Some(bus) = parts.bus {

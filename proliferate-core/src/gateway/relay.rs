@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 
 use super::Services;
 use crate::GatewayError;
+use crate::bus::seal::Seal;
 use crate::bus::wire::{Attachment, GatewayMessage, Op, Refusal, SessionMessage};
 use crate::bus::{Bus, BusSubscription, gateway_subject, session_subject};
 use crate::hub::{Command, Reply};
@@ -25,21 +26,24 @@ use crate::protocol::v1::PresenceEntry;
 
 /// How long a request waits for its answer before it is sent again.
 pub(crate) const RESEND_AFTER: Duration = Duration::from_secs(2);
-/// The requests whose answers a gateway remembers, for repeats.
-const REMEMBERED: usize = 10_000;
+/// How long a gateway remembers a request it ran, for repeats: longer than any sender resends.
+const REMEMBERED_FOR: Duration = Duration::from_secs(120);
+/// How often the listener checks its gateway is still there.
+const LIVENESS_CHECK: Duration = Duration::from_secs(1);
 
 type Answer = Result<serde_json::Value, Refusal>;
 
-/// Requests this gateway ran: in flight (`None`) or answered.
+/// Requests this gateway ran: in flight (`None`) or answered, and when each came.
 #[derive(Default)]
 struct Handled {
     answers: HashMap<String, Option<Bytes>>,
-    order: VecDeque<String>,
+    order: VecDeque<(tokio::time::Instant, String)>,
 }
 
 /// This gateway's side of the bus.
 pub(crate) struct Relay {
-    pub bus: Arc<dyn Bus>,
+    bus: Arc<dyn Bus>,
+    seal: Seal,
     gateway_id: String,
     /// Requests sent, waiting for their answers, by id.
     pending: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
@@ -55,19 +59,33 @@ fn encode(message: &GatewayMessage) -> Bytes {
 }
 
 impl Relay {
-    pub fn new(bus: Arc<dyn Bus>, gateway_id: &str) -> Self {
+    pub fn new(bus: Arc<dyn Bus>, seal: Seal, gateway_id: &str) -> Self {
         Self {
             bus,
+            seal,
             gateway_id: gateway_id.to_owned(),
             pending: Mutex::default(),
             handled: Mutex::default(),
         }
     }
 
+    /// Publishes `body`, sealed, on `subject`.
+    fn publish(&self, subject: &str, body: &[u8]) {
+        self.bus.publish(subject, self.seal.seal(body));
+    }
+
+    /// The body of a message read from the bus, if a gateway sealed it.
+    pub fn open(&self, message: Bytes) -> Option<Bytes> {
+        let body = self.seal.open(message);
+        if body.is_none() {
+            tracing::warn!("a message on the bus was not sealed by a gateway; dropped");
+        }
+        body
+    }
+
     /// Publishes a message on a session's subject.
     pub fn announce(&self, session_id: &str, message: &SessionMessage) {
-        self.bus
-            .publish(&session_subject(session_id), message.encode());
+        self.publish(&session_subject(session_id), &message.encode());
     }
 
     /// Subscribes to a session's subject.
@@ -83,7 +101,7 @@ impl Relay {
             session_id: session_id.to_owned(),
             connections,
         };
-        self.bus.publish(&gateway_subject(owner), encode(&message));
+        self.publish(&gateway_subject(owner), &encode(&message));
     }
 
     /// Asks `owner` to run `op` on the session's hub, sending again until answered or
@@ -106,7 +124,7 @@ impl Relay {
         });
         let deadline = tokio::time::Instant::now() + patience;
         let answer = loop {
-            self.bus.publish(&gateway_subject(owner), request.clone());
+            self.publish(&gateway_subject(owner), &request);
             let wait = RESEND_AFTER.min(deadline - tokio::time::Instant::now());
             match tokio::time::timeout(wait, &mut answered).await {
                 Ok(answer) => break answer.ok(),
@@ -133,14 +151,17 @@ impl Relay {
         let mut handled = lock(&self.handled);
         if let Some(answer) = handled.answers.get(id) {
             if let Some(answer) = answer {
-                self.bus.publish(&gateway_subject(from), answer.clone());
+                self.publish(&gateway_subject(from), answer);
             }
             return false;
         }
+        let now = tokio::time::Instant::now();
         handled.answers.insert(id.to_owned(), None);
-        handled.order.push_back(id.to_owned());
-        while handled.order.len() > REMEMBERED {
-            if let Some(oldest) = handled.order.pop_front() {
+        handled.order.push_back((now, id.to_owned()));
+        while let Some((at, _)) = handled.order.front()
+            && now.duration_since(*at) > REMEMBERED_FOR
+        {
+            if let Some((_, oldest)) = handled.order.pop_front() {
                 handled.answers.remove(&oldest);
             }
         }
@@ -156,14 +177,29 @@ impl Relay {
         if let Some(slot) = lock(&self.handled).answers.get_mut(&id) {
             *slot = Some(message.clone());
         }
-        self.bus.publish(&gateway_subject(from), message);
+        self.publish(&gateway_subject(from), &message);
     }
 }
 
 /// Serves this gateway's subject until the gateway is dropped: runs requests on the hubs it
 /// runs, routes answers to their requests, and hands connection reports to the hubs.
 pub(crate) async fn listen(services: Weak<Services>, mut inbox: BusSubscription) {
-    while let Some(bytes) = inbox.next().await {
+    let mut alive = tokio::time::interval(LIVENESS_CHECK);
+    loop {
+        let bytes = tokio::select! {
+            bytes = inbox.next() => match bytes {
+                Some(bytes) => bytes,
+                None => return,
+            },
+            // A gateway dropped or shut down with nothing arriving still lets its bus go.
+            _ = alive.tick() => {
+                let gone = services.upgrade().is_none_or(|s| s.stopped.load(Ordering::SeqCst));
+                match gone {
+                    true => return,
+                    false => continue,
+                }
+            }
+        };
         let Some(services) = services.upgrade() else {
             return;
         };
@@ -173,6 +209,9 @@ pub(crate) async fn listen(services: Weak<Services>, mut inbox: BusSubscription)
         if services.stopped.load(Ordering::SeqCst) {
             return;
         }
+        let Some(bytes) = relay.open(bytes) else {
+            continue;
+        };
         let message = match serde_json::from_slice::<GatewayMessage>(&bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -202,16 +241,15 @@ pub(crate) async fn listen(services: Weak<Services>, mut inbox: BusSubscription)
                     });
                 }
             }
-            // Only a hub running here takes them: a report never starts one.
+            // Only a hub running here takes them, in the order they came: a report never starts
+            // one, and one dropped for want of room is made good by the next.
             GatewayMessage::Connections {
                 from,
                 session_id,
                 connections,
             } => {
                 if let Some(hub) = services.running_hub(&session_id) {
-                    tokio::spawn(async move {
-                        let _ = hub.send(Command::Remote(from, connections)).await;
-                    });
+                    hub.offer(Command::Remote(from, connections));
                 }
             }
         }

@@ -36,6 +36,14 @@ const FORWARD_PATIENCE: Duration = Duration::from_secs(30);
 /// How long a new connection waits for the running gateway's welcome details.
 const ATTACH_PATIENCE: Duration = Duration::from_secs(5);
 
+/// Why a gap was not filled.
+enum Unfilled {
+    /// The log could not be read now; the next head beat or check tries again.
+    Later,
+    /// The log does not hold the gap's events.
+    Lost,
+}
+
 struct Follower {
     services: Arc<Services>,
     relay: Arc<Relay>,
@@ -51,6 +59,8 @@ struct Follower {
     own: mpsc::WeakSender<Command>,
     /// When this gateway's connections are next reported, after a change.
     report_due: Option<Instant>,
+    /// Whether the running gateway was ever told of this gateway's connections.
+    reported: bool,
     /// Commands forwarded and not yet answered.
     forwarding: Arc<AtomicUsize>,
     /// Since when the follower has had no connection and nothing forwarded.
@@ -89,6 +99,7 @@ pub(crate) async fn spawn(
         deleted: Arc::default(),
         own: commands.downgrade(),
         report_due: None,
+        reported: false,
         forwarding: Arc::default(),
         dormant_since: None,
         services,
@@ -150,11 +161,7 @@ impl Follower {
                     true
                 }
                 _ = lease_check.tick() => self.check().await,
-                () = sleep_until(eviction) => {
-                    let own = self.own_handle();
-                    super::leave(&self.services, own, &self.session_id, &mut commands).await;
-                    false
-                }
+                () = sleep_until(eviction) => false,
             };
             if !going_on {
                 break;
@@ -165,11 +172,14 @@ impl Follower {
                 true => drop(self.dormant_since.get_or_insert_with(Instant::now)),
             }
         }
-        // The running gateway forgets this gateway's connections at once.
-        if !self.fanout.is_empty() {
-            let relay = self.relay.clone();
-            relay.report(&self.owner, &self.session_id, Vec::new());
+        // The running gateway forgets this gateway's connections at once, and what was on
+        // its way here goes to the session's next hub.
+        if self.reported {
+            (self.relay).report(&self.owner, &self.session_id, Vec::new());
         }
+        self.services.metrics.set_connections(&self.session_id, 0);
+        let own = self.own_handle();
+        super::leave(&self.services, own, &self.session_id, &mut commands).await;
     }
 
     fn own_handle(&self) -> Option<HubHandle> {
@@ -203,7 +213,12 @@ impl Follower {
                     self.services.config.presence_list_limit,
                 );
                 let mut local = self.fanout.connections();
+                let log = self.services.log.clone();
                 tokio::spawn(async move {
+                    // What the client may have seen elsewhere is in the log, if not yet here:
+                    // its cursor is not ahead of the session.
+                    let logged = log.bounds(&session_id).await.ok().flatten();
+                    let head_seq = logged.map_or(head_seq, |(_, last)| last.max(head_seq));
                     let attached = relay
                         .ask::<Attachment>(&owner, &session_id, Op::Attach, ATTACH_PATIENCE)
                         .await;
@@ -302,6 +317,7 @@ impl Follower {
 
     fn report(&mut self) {
         self.report_due = None;
+        self.reported = true;
         let connections = self.fanout.connections();
         self.relay
             .report(&self.owner, &self.session_id, connections);
@@ -309,7 +325,7 @@ impl Follower {
 
     /// Handles a message on the session's subject; false when the follower must stop.
     async fn on_message(&mut self, message: Bytes) -> bool {
-        let Some(message) = SessionMessage::decode(message) else {
+        let Some(message) = self.relay.open(message).and_then(SessionMessage::decode) else {
             tracing::warn!(
                 session_id = self.session_id,
                 "a session message was not understood"
@@ -322,8 +338,13 @@ impl Follower {
                     if seq <= self.head_seq {
                         continue;
                     }
-                    if seq > self.head_seq + 1 && !self.fill(seq - 1).await {
-                        return false;
+                    if seq > self.head_seq + 1 {
+                        match self.fill(seq - 1).await {
+                            Ok(()) => {}
+                            // The rest waits for the next try: nothing is sent past a gap.
+                            Err(Unfilled::Later) => return true,
+                            Err(Unfilled::Lost) => return false,
+                        }
                     }
                     self.note_status(&bytes);
                     self.send(seq, bytes);
@@ -338,10 +359,19 @@ impl Follower {
                 });
                 true
             }
-            SessionMessage::Head(seq) => seq <= self.head_seq || self.fill(seq).await,
-            SessionMessage::Ended { deleted } => {
-                self.deleted.store(deleted, Ordering::SeqCst);
+            SessionMessage::Head(seq) => seq <= self.head_seq || self.fill_now(seq).await,
+            SessionMessage::Ended { deleted: true } => {
+                self.deleted.store(true, Ordering::SeqCst);
                 false
+            }
+            // A hub that lost its lease says so too: only the end of the one followed counts.
+            SessionMessage::Ended { deleted: false } => {
+                match self.services.log.holder(&self.session_id).await {
+                    Ok(Some(holder)) => holder == self.owner,
+                    Ok(None) => false,
+                    // The lease check tries again.
+                    Err(_) => true,
+                }
             }
         }
     }
@@ -382,33 +412,24 @@ impl Follower {
         }
     }
 
-    /// Sends the log's events after the head through `through`; false if the log could not
-    /// be read, or does not hold them (the connections must then start again from the log).
-    async fn fill(&mut self, through: u64) -> bool {
+    /// Sends the log's events after the head through `through`.
+    async fn fill(&mut self, through: u64) -> Result<(), Unfilled> {
         while self.head_seq < through {
-            let page = self
-                .services
-                .log
+            let page = (self.services.log)
                 .read(&self.session_id, self.head_seq, FILL_PAGE)
                 .await;
             let page = match page {
-                Ok(page)
-                    if page
-                        .first()
-                        .is_some_and(|event| event.seq == self.head_seq + 1) =>
-                {
-                    page
-                }
+                Ok(page) if page.first().is_some_and(|e| e.seq == self.head_seq + 1) => page,
                 Ok(_) => {
                     tracing::warn!(
                         session_id = self.session_id,
                         "the log does not hold a gap's events"
                     );
-                    return false;
+                    return Err(Unfilled::Lost);
                 }
                 Err(error) => {
-                    tracing::warn!(session_id = self.session_id, error = %error, "a gap could not be read from the log");
-                    return false;
+                    tracing::warn!(session_id = self.session_id, error = %error, "a gap could not be read from the log; trying again later");
+                    return Err(Unfilled::Later);
                 }
             };
             for event in page.into_iter().take_while(|event| event.seq <= through) {
@@ -416,7 +437,13 @@ impl Follower {
                 self.send(event.seq, event.frame);
             }
         }
-        true
+        Ok(())
+    }
+
+    /// [`Follower::fill`], as a reason to go on: false only when the log lost the gap's
+    /// events (the connections must then start again from the log).
+    async fn fill_now(&mut self, through: u64) -> bool {
+        !matches!(self.fill(through).await, Err(Unfilled::Lost))
     }
 
     /// Beats to this gateway's connections, and reports them.
@@ -450,7 +477,7 @@ impl Follower {
             }
         }
         match self.services.log.bounds(&self.session_id).await {
-            Ok(Some((_, last))) if last > self.head_seq => self.fill(last).await,
+            Ok(Some((_, last))) if last > self.head_seq => self.fill_now(last).await,
             _ => true,
         }
     }

@@ -204,6 +204,11 @@ impl HubHandle {
         self.follows.as_deref()
     }
 
+    /// Queues a command if there is room now, else drops it (for reports sent again anyway).
+    pub(crate) fn offer(&self, command: Command) {
+        let _ = self.commands.try_send(command);
+    }
+
     /// True when both handles reach the same hub task.
     pub(crate) fn same_hub(&self, other: &HubHandle) -> bool {
         self.commands.same_channel(&other.commands)

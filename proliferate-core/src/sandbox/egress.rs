@@ -42,8 +42,10 @@ impl EgressPolicy {
         }
     }
 
-    /// Checks entries a client asked for: at most 64, each a host name, `*.` domain or IP
-    /// address, with an optional port.
+    /// Checks entries a client asked for: at most 64, each a host name, `*.` domain or public
+    /// IP address, with an optional port. Only the server's own list may name a loopback or
+    /// private address: a client's would open the host's services (the database, the bus, the
+    /// gateway) to its agent.
     pub fn validate(entries: &[String]) -> Result<(), String> {
         if entries.len() > 64 {
             return Err("egress_allow takes at most 64 entries".into());
@@ -65,6 +67,13 @@ impl EgressPolicy {
             if !host_ok || port.is_some_and(|port| port.parse::<u16>().is_err()) {
                 return Err(format!(
                     "egress_allow entry {entry:?} is not host, host:port or *.domain"
+                ));
+            }
+            let literal = name.trim_matches(['[', ']']).parse::<IpAddr>();
+            if literal.is_ok_and(|address| !is_public(address)) {
+                return Err(format!(
+                    "egress_allow entry {entry:?} names a non-public address, which only the \
+                     server's own allow-list may"
                 ));
             }
         }
