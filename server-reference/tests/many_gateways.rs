@@ -19,6 +19,20 @@ fn redis_url() -> String {
     std::env::var("PROLIFERATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
 }
 
+/// Gateway `name` on `database` and the machine's Redis, with leases of 3 s.
+fn gateway(database: &TestDatabase, name: &str) -> TestServer {
+    TestServer::start(&[
+        "--database-url",
+        &database.url,
+        "--bus-url",
+        &redis_url(),
+        "--gateway-id",
+        name,
+        "--lease-ttl-secs",
+        "3",
+    ])
+}
+
 /// Each event frame's text by seq, checked dense from the first.
 fn events_by_seq(frames: &[(String, ServerFrame)]) -> BTreeMap<u64, String> {
     let events: BTreeMap<u64, String> = (frames.iter())
@@ -67,20 +81,7 @@ async fn read_to_close(socket: &mut Socket) -> (Vec<(String, ServerFrame)>, Opti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_gateway_serves_any_session_and_its_clients_survive_the_running_one_dying() {
     let database = TestDatabase::create().await;
-    let (redis, run) = (redis_url(), std::process::id());
-    let gateway = |name: &str| {
-        let id = format!("{name}-{run}");
-        TestServer::start(&[
-            "--database-url",
-            &database.url,
-            "--bus-url",
-            &redis,
-            "--gateway-id",
-            &id,
-            "--lease-ttl-secs",
-            "3",
-        ])
-    };
+    let gateway = |name: &str| gateway(&database, &format!("{name}-{}", std::process::id()));
     let (mut one, two, three) = (gateway("one"), gateway("two"), gateway("three"));
     let token = token("ada", "acme");
     let (api_two, api_three) = (Api::new(&two, &token), Api::new(&three, &token));
@@ -259,21 +260,10 @@ async fn logged(api: &Api, session_id: &str, wanted: impl Fn(&Event) -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chaos_run_that_kills_running_gateways_mid_turn_loses_and_repeats_nothing() {
     let database = TestDatabase::create().await;
-    let (redis, run) = (redis_url(), std::process::id());
+    let run = std::process::id();
     let names: Vec<String> = (1..=3).map(|n| format!("chaos{n}-{run}")).collect();
     let mut gateways: Vec<TestServer> = (names.iter())
-        .map(|id| {
-            TestServer::start(&[
-                "--database-url",
-                &database.url,
-                "--bus-url",
-                &redis,
-                "--gateway-id",
-                id,
-                "--lease-ttl-secs",
-                "3",
-            ])
-        })
+        .map(|name| gateway(&database, name))
         .collect();
     let token = token("ada", "acme");
     let session = Api::new(&gateways[0], &token).create_session().await;

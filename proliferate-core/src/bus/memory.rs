@@ -1,32 +1,20 @@
 //! A bus inside one process: every gateway built on the same [`MemoryBus`] hears the others.
 //! A switch drops the messages of chosen subjects, as a lossy network would.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
-use super::{Bus, BusError, BusSubscription, SUBSCRIPTION_BUFFER};
-
-type Subscribers = HashMap<String, Vec<(u64, mpsc::Sender<Bytes>)>>;
+use super::routes::Routes;
+use super::{Bus, BusError, BusSubscription};
 
 #[derive(Default)]
 struct Shared {
-    subscribers: Mutex<Subscribers>,
-    next_id: AtomicU64,
+    routes: Routes,
     /// Messages on subjects that start with this are dropped.
     dropping: Mutex<Option<String>>,
     dropped: AtomicU64,
-}
-
-impl Shared {
-    fn subscribers(&self) -> MutexGuard<'_, Subscribers> {
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
 }
 
 /// An in-process bus. Cheap to clone; clones share subscribers.
@@ -60,13 +48,7 @@ struct Unsubscribe {
 
 impl Drop for Unsubscribe {
     fn drop(&mut self) {
-        let mut subscribers = self.shared.subscribers();
-        if let Some(list) = subscribers.get_mut(&self.subject) {
-            list.retain(|(id, _)| *id != self.id);
-            if list.is_empty() {
-                subscribers.remove(&self.subject);
-            }
-        }
+        self.shared.routes.remove(&self.subject, self.id);
     }
 }
 
@@ -74,29 +56,15 @@ impl Drop for Unsubscribe {
 impl Bus for MemoryBus {
     fn publish(&self, subject: &str, payload: Bytes) {
         let dropping = (self.0.dropping.lock()).unwrap_or_else(|poison| poison.into_inner());
-        if dropping
-            .as_deref()
-            .is_some_and(|prefix| subject.starts_with(prefix))
-        {
-            self.0.dropped.fetch_add(1, Ordering::SeqCst);
-            return;
-        }
-        drop(dropping);
-        let subscribers = self.0.subscribers();
-        for (_, subscriber) in subscribers.get(subject).into_iter().flatten() {
-            if subscriber.try_send(payload.clone()).is_err() {
-                self.0.dropped.fetch_add(1, Ordering::SeqCst);
-            }
-        }
+        let dropped = match dropping.as_deref() {
+            Some(prefix) if subject.starts_with(prefix) => 1,
+            _ => self.0.routes.deliver(subject, &payload),
+        };
+        self.0.dropped.fetch_add(dropped, Ordering::SeqCst);
     }
 
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
-        let (sender, receiver) = mpsc::channel(SUBSCRIPTION_BUFFER);
-        let id = self.0.next_id.fetch_add(1, Ordering::SeqCst);
-        (self.0.subscribers())
-            .entry(subject.to_owned())
-            .or_default()
-            .push((id, sender));
+        let (id, receiver, _) = self.0.routes.add(subject);
         let unsubscribe = Unsubscribe {
             shared: self.0.clone(),
             subject: subject.to_owned(),

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod routes;
 pub(crate) mod seal;
 pub(crate) mod wire;
 

@@ -3,16 +3,15 @@
 //! Both reconnect on their own; what is published while a connection is down is lost, which the
 //! bus allows (the log fills the gap).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Bus, BusError, BusSubscription, SUBSCRIPTION_BUFFER};
+use super::routes::Routes;
+use super::{Bus, BusError, BusSubscription};
 
 /// Messages waiting to be published before new ones are dropped.
 const PUBLISH_BUFFER: usize = 65_536;
@@ -26,25 +25,14 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// How long a ping, or a subscription's confirmation, may take.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
-type Routes = HashMap<String, Vec<(u64, mpsc::Sender<Bytes>)>>;
-
 enum Change {
     Subscribe(String, oneshot::Sender<()>),
     Unsubscribe(String),
 }
 
 struct Shared {
-    routes: Mutex<Routes>,
-    next_id: AtomicU64,
+    routes: Routes,
     changes: mpsc::UnboundedSender<Change>,
-}
-
-impl Shared {
-    fn routes(&self) -> MutexGuard<'_, Routes> {
-        self.routes
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
 }
 
 /// A bus on a Redis server (`redis://host:port/`). Cheap to clone.
@@ -69,8 +57,7 @@ impl RedisBus {
         let (outbox, queued) = mpsc::channel(PUBLISH_BUFFER);
         let (changes, requested) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            routes: Mutex::default(),
-            next_id: AtomicU64::new(0),
+            routes: Routes::default(),
             changes,
         });
         tokio::spawn(publish(client.clone(), publisher, queued));
@@ -117,10 +104,7 @@ async fn route(
 ) {
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     'connect: loop {
-        let Some(subjects) = shared.upgrade().map(|shared| {
-            let routes = shared.routes();
-            routes.keys().cloned().collect::<Vec<_>>()
-        }) else {
+        let Some(subjects) = shared.upgrade().map(|shared| shared.routes.subjects()) else {
             return;
         };
         let (mut sink, mut messages) = match client.get_async_pubsub().await {
@@ -180,11 +164,8 @@ async fn route(
                     };
                     let Some(shared) = shared.upgrade() else { return };
                     let payload = Bytes::copy_from_slice(message.get_payload_bytes());
-                    let routes = shared.routes();
-                    for (_, subscriber) in routes.get(message.get_channel_name()).into_iter().flatten() {
-                        // A subscription that is full loses the message, as the bus may.
-                        let _ = subscriber.try_send(payload.clone());
-                    }
+                    // A subscription that is full loses the message, as the bus may.
+                    shared.routes.deliver(message.get_channel_name(), &payload);
                 }
             }
         }
@@ -199,14 +180,9 @@ struct Unsubscribe {
 
 impl Drop for Unsubscribe {
     fn drop(&mut self) {
-        let mut routes = self.shared.routes();
-        if let Some(list) = routes.get_mut(&self.subject) {
-            list.retain(|(id, _)| *id != self.id);
-            if list.is_empty() {
-                routes.remove(&self.subject);
-                let change = Change::Unsubscribe(self.subject.clone());
-                let _ = self.shared.changes.send(change);
-            }
+        if self.shared.routes.remove(&self.subject, self.id) {
+            let change = Change::Unsubscribe(self.subject.clone());
+            let _ = self.shared.changes.send(change);
         }
     }
 }
@@ -220,14 +196,7 @@ impl Bus for RedisBus {
     }
 
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
-        let (sender, receiver) = mpsc::channel(SUBSCRIPTION_BUFFER);
-        let id = self.shared.next_id.fetch_add(1, Ordering::SeqCst);
-        let first = {
-            let mut routes = self.shared.routes();
-            let list = routes.entry(subject.to_owned()).or_default();
-            list.push((id, sender));
-            list.len() == 1
-        };
+        let (id, receiver, first) = self.shared.routes.add(subject);
         let unsubscribe = Unsubscribe {
             shared: self.shared.clone(),
             subject: subject.to_owned(),

@@ -96,9 +96,9 @@ impl LiveSessions {
 }
 
 /// Starts the hub of every live session whose lease no gateway holds: at start, the sessions
-/// this gateway ran before it stopped, and every lease lifetime after, those of a gateway that
-/// died. Sessions another gateway holds are left to it; one the store cannot serve now resumes
-/// on the next call about it.
+/// this gateway ran before it stopped, and every third of a lease lifetime after, those of a
+/// gateway that died. Sessions another gateway holds are left to it; one the store cannot serve
+/// now resumes on the next call about it.
 async fn take_over_unheld(services: &Arc<Services>) -> Result<(), GatewayError> {
     for record in services.store.live_sessions().await? {
         let session_id = &record.info.id;
@@ -203,9 +203,10 @@ impl Gateway {
             (gateway.services.authenticator).revoke(&revoked.jti, &revoked.organization_id);
         }
         take_over_unheld(&gateway.services).await?;
+        // As often as leases are renewed: a lapsed one is found within a third of a lifetime.
         let (services, every) = (
             Arc::downgrade(&gateway.services),
-            gateway.config().lease_ttl,
+            gateway.config().lease_ttl / 3,
         );
         tokio::spawn(async move {
             let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
