@@ -97,7 +97,7 @@ impl Gateway {
         })
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -72,6 +72,11 @@ pub async fn measure(
         times.push(failover(killed, watching, &session_id).await?);
         gateways[running] = start(shared, &secrets, &names[running]).await?;
     }
+    // Deleted before the gateways stop, so neither takes it over from the other as they do.
+    let path = format!("/v1/sessions/{session_id}");
+    gateways[0]
+        .call(reqwest::Method::DELETE, &path, None)
+        .await?;
     Ok((streams, Failover { times }))
 }
 

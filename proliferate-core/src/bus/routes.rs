@@ -60,6 +60,7 @@ impl Routes {
     }
 
     /// Every subject with a subscription.
+    #[cfg(feature = "redis")]
     pub fn subjects(&self) -> Vec<String> {
         self.table().keys().cloned().collect()
     }
